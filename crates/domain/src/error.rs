@@ -9,8 +9,8 @@
 //!   already resolved, customer forgotten, id already used, ...). Conflict-like.
 
 use crate::ids::CustomerId;
-use crate::values::SlaTarget;
 use crate::time::Timestamp;
+use crate::values::SlaTarget;
 
 /// The coarse group of a [`DomainError`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -108,9 +108,13 @@ pub enum DomainError {
     SelfRecognition,
 
     // ------------------------------------------------------------ not found
-    /// The aggregate or item does not exist.
-    #[error("{what} {id} not found")]
-    NotFound { what: &'static str, id: String },
+    /// The aggregate or item does not exist. `id` is absent when the command addressed the
+    /// aggregate only through its stream (the caller knows which one).
+    #[error("{what}{} not found", id_suffix(.id))]
+    NotFound {
+        what: &'static str,
+        id: Option<String>,
+    },
 
     // ------------------------------------------------------------ state rules
     /// The id is already used (registering twice, answering a survey twice, ...).
@@ -162,7 +166,10 @@ pub enum DomainError {
 
     /// The SLA target is not due yet.
     #[error("the {target:?} target is not due before {due_at}")]
-    NotDue { target: SlaTarget, due_at: Timestamp },
+    NotDue {
+        target: SlaTarget,
+        due_at: Timestamp,
+    },
 
     /// The SLA target was met in time, so it cannot be breached.
     #[error("the {target:?} target was met in time")]
@@ -175,6 +182,10 @@ pub enum DomainError {
         from: &'static str,
         action: &'static str,
     },
+}
+
+fn id_suffix(id: &Option<String>) -> String {
+    id.as_deref().map(|id| format!(" {id}")).unwrap_or_default()
 }
 
 impl DomainError {

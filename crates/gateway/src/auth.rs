@@ -74,7 +74,13 @@ impl Role {
                 MergeCustomers,
                 ManageAgents,
             ],
-            Role::Auditor => &[ReadCustomers, ReadCases, ReadQueues, ReadMetrics, ReadEvents],
+            Role::Auditor => &[
+                ReadCustomers,
+                ReadCases,
+                ReadQueues,
+                ReadMetrics,
+                ReadEvents,
+            ],
             Role::App => &[],
             Role::Admin => Permission::ALL,
         }
@@ -251,7 +257,8 @@ impl TokenStore {
             revoked_at: None,
         };
         let hash = hash_secret(&secret);
-        let bytes = rmp_serde::to_vec_named(&record).map_err(|e| AuthError::Corrupt(e.to_string()))?;
+        let bytes =
+            rmp_serde::to_vec_named(&record).map_err(|e| AuthError::Corrupt(e.to_string()))?;
         let mut batch = sled::Batch::default();
         batch.insert(key(BY_HASH, &hash), bytes);
         batch.insert(key(BY_ID, record.id.as_bytes()), hash.to_vec());

@@ -1,1 +1,45 @@
-//! sijil-store
+//! sijil-store: sijil's durable, hash-chained event store on sled.
+//!
+//! The store keeps opaque MessagePack payloads with a type name and schema
+//! version in a global, gap-free log, grouped into streams with optimistic
+//! concurrency. Appends are durable when acknowledged (one flush per group of
+//! concurrent appends), readers never see anything that is not yet on disk,
+//! payloads are upcast on read, and [`Store::verify`] re-checks every hash
+//! chain and index.
+//!
+//! Module map: [`event`] (value types), [`error`], [`canonical`] (hashing),
+//! [`layout`] (on-disk keys), [`store`] (the [`Store`]), [`event_log`] (the
+//! backend-neutral traits), [`subscription`], [`upcast`], [`verify`],
+//! [`validate`] (limits), [`format`] (format versions), [`config`].
+
+mod apply;
+mod bytes_serde;
+pub mod canonical;
+mod codec;
+pub mod config;
+mod durable;
+pub mod error;
+pub mod event;
+pub mod event_log;
+pub mod format;
+pub mod layout;
+mod msgpack_check;
+pub mod projections;
+mod read;
+pub mod store;
+pub mod subscription;
+mod trees;
+pub mod upcast;
+pub mod validate;
+pub mod verify;
+mod writer;
+
+pub use config::StoreConfig;
+pub use error::StoreError;
+pub use event::{AppendResult, Direction, ExpectedVersion, NewEvent, RecordedEvent};
+pub use event_log::{EventLog, EventSubscription};
+pub use layout::RESERVED_TREES;
+pub use store::Store;
+pub use subscription::Subscription;
+pub use upcast::Upcasters;
+pub use verify::{ProblemKind, VerifyProblem, VerifyReport};

@@ -1,0 +1,197 @@
+//! Owns applying one append to the trees as a single sled transaction:
+//! the idempotency check, the expected-version check, building hashed
+//! envelopes, and updating `log`, `streams`, `heads`, `event_ids` and `meta`
+//! together (all or nothing).
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use crate::canonical::compute_hash;
+use crate::codec;
+use crate::error::StoreError;
+use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::layout::{decode_u64, position_key, stream_key, Head, META_LAST_POSITION};
+use crate::trees::Trees;
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// New events were written; the result is theirs.
+    Written(AppendResult),
+    /// Every event was already stored identically; nothing was written and
+    /// the result is the original one.
+    Duplicate(AppendResult),
+}
+
+/// Applies one validated append for `stream` in one transaction.
+pub fn apply(
+    trees: &Trees,
+    stream: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    recorded_at: i64,
+) -> Result<Applied, StoreError> {
+    let result = (&trees.log, &trees.streams, &trees.heads, &trees.event_ids, &trees.meta).transaction(
+        |(log, streams, heads, event_ids, meta)| {
+            if let Some(original) = find_duplicate(log, event_ids, stream, events)? {
+                return Ok(Applied::Duplicate(original));
+            }
+            let head = match heads.get(stream.as_bytes())? {
+                Some(bytes) => Some(Head::decode(stream, &bytes).map_err(abort)?),
+                None => None,
+            };
+            let actual = head.map(|h| h.version);
+            if !expected.matches(actual) {
+                return Err(abort(StoreError::Conflict {
+                    stream: stream.to_owned(),
+                    expected,
+                    actual,
+                }));
+            }
+            let last_position = match meta.get(META_LAST_POSITION)? {
+                Some(bytes) => decode_u64(&bytes).ok_or_else(|| {
+                    abort(StoreError::corrupt(0, "meta last_position is not 8 bytes"))
+                })?,
+                None => 0,
+            };
+            let first_position = last_position + 1;
+            if log.get(position_key(first_position))?.is_some() {
+                return Err(abort(StoreError::corrupt(
+                    first_position,
+                    format!("meta says the log ends at {last_position}, but position {first_position} is taken"),
+                )));
+            }
+            let mut prev_hash = head.map(|h| h.hash).unwrap_or([0; 32]);
+            let mut version = actual.unwrap_or(0);
+            let mut position = last_position;
+            for new in events {
+                position += 1;
+                version += 1;
+                let mut event = RecordedEvent {
+                    position,
+                    stream_id: stream.to_owned(),
+                    version,
+                    event_id: new.event_id,
+                    workspace_id: new.workspace_id,
+                    event_type: new.event_type.clone(),
+                    schema_version: new.schema_version,
+                    occurred_at: new.occurred_at,
+                    recorded_at,
+                    actor: new.actor.clone(),
+                    on_behalf_of: new.on_behalf_of.clone(),
+                    correlation_id: new.correlation_id,
+                    causation_id: new.causation_id,
+                    payload: new.payload.clone(),
+                    prev_hash,
+                    hash: [0; 32],
+                };
+                event.hash = compute_hash(&event);
+                prev_hash = event.hash;
+                let envelope = codec::encode(&event).map_err(abort)?;
+                let position_bytes = position.to_be_bytes();
+                log.insert(&position_key(position), envelope)?;
+                streams.insert(stream_key(stream, version), &position_bytes)?;
+                event_ids.insert(new.event_id.as_bytes(), &position_bytes)?;
+            }
+            let new_head = Head {
+                version,
+                hash: prev_hash,
+                position,
+            };
+            heads.insert(stream.as_bytes(), &new_head.encode()[..])?;
+            meta.insert(META_LAST_POSITION, &position.to_be_bytes())?;
+            Ok(Applied::Written(AppendResult {
+                first_position,
+                last_position: position,
+                next_version: version + 1,
+            }))
+        },
+    );
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::sled("append", e),
+    })
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// Returns the original result if every event of the batch is already
+/// stored, identically and contiguously in `stream`; `None` if none is
+/// stored; an [`StoreError::IdempotencyMismatch`] otherwise.
+fn find_duplicate(
+    log: &TransactionalTree,
+    event_ids: &TransactionalTree,
+    stream: &str,
+    events: &[NewEvent],
+) -> TxResult<Option<AppendResult>> {
+    let mut found = Vec::new();
+    for (index, new) in events.iter().enumerate() {
+        if let Some(bytes) = event_ids.get(new.event_id.as_bytes())? {
+            let position = decode_u64(&bytes).ok_or_else(|| {
+                abort(StoreError::corrupt(
+                    0,
+                    format!("event_ids entry of {} is not 8 bytes", new.event_id),
+                ))
+            })?;
+            found.push((index, position));
+        }
+    }
+    let Some(&(first_index, _)) = found.first() else {
+        return Ok(None);
+    };
+    let mismatch = |index: usize| {
+        abort(StoreError::IdempotencyMismatch {
+            event_id: events[index].event_id,
+        })
+    };
+    if found.len() != events.len() {
+        // Some events are stored and some are not: report the first one that
+        // is stored, since that is the id being reused.
+        return Err(mismatch(first_index));
+    }
+    let mut stored = Vec::with_capacity(found.len());
+    for &(index, position) in &found {
+        let bytes = log.get(position_key(position))?.ok_or_else(|| {
+            abort(StoreError::corrupt(
+                position,
+                format!(
+                    "event_ids points {} at a missing log entry",
+                    events[index].event_id
+                ),
+            ))
+        })?;
+        stored.push(codec::decode(position, &bytes).map_err(abort)?);
+    }
+    let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
+        return Ok(None);
+    };
+    for (index, (new, event)) in events.iter().zip(&stored).enumerate() {
+        let in_place = event.version == first.version + index as u64;
+        if !in_place || event.stream_id != stream || !same_content(new, event) {
+            return Err(mismatch(index));
+        }
+    }
+    Ok(Some(AppendResult {
+        first_position: first.position,
+        last_position: last.position,
+        next_version: last.version + 1,
+    }))
+}
+
+/// Whether a stored event carries exactly what `new` asks to append.
+fn same_content(new: &NewEvent, stored: &RecordedEvent) -> bool {
+    new.event_id == stored.event_id
+        && new.workspace_id == stored.workspace_id
+        && new.event_type == stored.event_type
+        && new.schema_version == stored.schema_version
+        && new.occurred_at == stored.occurred_at
+        && new.actor == stored.actor
+        && new.on_behalf_of == stored.on_behalf_of
+        && new.correlation_id == stored.correlation_id
+        && new.causation_id == stored.causation_id
+        && new.payload == stored.payload
+}

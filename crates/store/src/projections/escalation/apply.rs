@@ -1,0 +1,191 @@
+//! Applies case events to case rows and keeps the queue and due indexes in step: the index
+//! keys of the row before and after the event are computed, stale ones removed and new ones
+//! written, so the indexes always match the rows.
+
+use sijil_domain::{CaseId, DomainEvent, NoteTarget, SlaTarget, Timestamp};
+use uuid::Uuid;
+
+use super::super::error::ProjectionError;
+use super::super::keys::Key;
+use super::super::overlay::Overlay;
+use super::super::rows;
+use super::super::EventMeta;
+use super::row::{CaseRow, CaseStatus};
+use super::{CASE, DUE, QUEUE, WORKSPACE_QUEUE};
+
+fn target_code(target: SlaTarget) -> u8 {
+    match target {
+        SlaTarget::FirstResponse => 0,
+        SlaTarget::Resolution => 1,
+    }
+}
+
+/// The index entries a row implies.
+fn index_entries(row: &CaseRow) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let ws = row.workspace.as_uuid();
+    let case = row.case_id.as_uuid();
+    let mut out = Vec::with_capacity(4);
+    if let Some((_, due)) = row.next_due() {
+        let flags = vec![row.level, row.breach_flags()];
+        let team = row.team.map_or(Uuid::nil(), |t| t.as_uuid());
+        out.push((Key::new(QUEUE).uuid(ws).uuid(team).i64(due.millis()).uuid(case).build(), flags.clone()));
+        out.push((Key::new(WORKSPACE_QUEUE).uuid(ws).i64(due.millis()).uuid(case).build(), flags));
+    }
+    for (target, due) in row.watched_targets() {
+        out.push((
+            Key::new(DUE).i64(due.millis()).uuid(case).u8(target_code(target)).build(),
+            ws.as_bytes().to_vec(),
+        ));
+    }
+    out
+}
+
+fn row_key(ws: Uuid, case: CaseId) -> Vec<u8> {
+    Key::new(CASE).uuid(ws).uuid(case.as_uuid()).build()
+}
+
+/// Writes `new` (replacing `old`) and moves its index entries.
+fn save(ov: &mut Overlay<'_>, old: Option<&CaseRow>, new: &CaseRow) -> Result<(), ProjectionError> {
+    let before = old.map(index_entries).unwrap_or_default();
+    let after = index_entries(new);
+    for (key, _) in &before {
+        if !after.iter().any(|(k, _)| k == key) {
+            ov.remove(key.clone());
+        }
+    }
+    for (key, value) in after {
+        if !before.iter().any(|(k, v)| *k == key && *v == value) {
+            ov.insert(key, value);
+        }
+    }
+    ov.insert(row_key(new.workspace.as_uuid(), new.case_id), rows::encode(new)?);
+    Ok(())
+}
+
+fn load(ov: &Overlay<'_>, ws: Uuid, case: CaseId) -> Result<Option<CaseRow>, ProjectionError> {
+    ov.get(&row_key(ws, case))?
+        .map(|bytes| rows::decode(&bytes, "case row"))
+        .transpose()
+}
+
+/// Applies one event.
+pub(super) fn apply(ov: &mut Overlay<'_>, meta: &EventMeta<'_>, event: &DomainEvent) -> Result<(), ProjectionError> {
+    let ws = meta.workspace_id.as_uuid();
+    if let DomainEvent::CaseOpened(e) = event {
+        let old = load(ov, ws, e.case_id)?;
+        let row = CaseRow {
+            workspace: meta.workspace_id,
+            case_id: e.case_id,
+            customer_id: e.customer_id,
+            subject: e.subject.clone(),
+            category: e.category.clone(),
+            status: CaseStatus::Open,
+            priority: e.priority,
+            channel: e.channel,
+            level: 1,
+            top_level: e.top_level,
+            agent: None,
+            team: None,
+            sla: e.sla,
+            opened_at: e.at,
+            first_response_due: e.at.plus_minutes(e.sla.first_response_minutes),
+            resolution_due: e.at.plus_minutes(e.sla.resolution_minutes),
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            breached_first_response: false,
+            breached_resolution: false,
+            time_at_level: Vec::new(),
+            level_since: Some(e.at),
+            escalation_count: 0,
+            reopen_count: 0,
+            last_event_at: e.at,
+            version: meta.stream_version,
+        };
+        return save(ov, old.as_ref(), &row);
+    }
+    let case = match event {
+        DomainEvent::CaseAssigned(e) => e.case_id,
+        DomainEvent::FirstResponseGiven(e) => e.case_id,
+        DomainEvent::CaseEscalated(e) => e.case_id,
+        DomainEvent::CaseDeescalated(e) => e.case_id,
+        DomainEvent::SlaBreached(e) => e.case_id,
+        DomainEvent::CaseResolved(e) => e.case_id,
+        DomainEvent::CaseReopened(e) => e.case_id,
+        DomainEvent::CaseClosed(e) => e.case_id,
+        DomainEvent::NoteAdded(e) => match e.target {
+            NoteTarget::Case(id) => id,
+            NoteTarget::Interaction(_) => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    // A case event without a row (another workspace's case, or no opening) changes nothing.
+    let Some(old) = load(ov, ws, case)? else {
+        return Ok(());
+    };
+    let mut row = old.clone();
+    update(&mut row, event);
+    row.last_event_at = event.occurred_at().max(row.last_event_at);
+    row.version = meta.stream_version;
+    save(ov, Some(&old), &row)
+}
+
+fn change_level(row: &mut CaseRow, to_level: u8, team: Option<sijil_domain::TeamId>, at: Timestamp) {
+    let open = row.level_since.is_some();
+    row.close_stint(at);
+    row.level = to_level;
+    if open {
+        row.level_since = Some(at);
+    }
+    if let Some(team) = team {
+        row.team = Some(team);
+        row.agent = None;
+    }
+}
+
+fn update(row: &mut CaseRow, event: &DomainEvent) {
+    match event {
+        DomainEvent::CaseAssigned(e) => {
+            row.agent = e.agent;
+            row.team = e.team.or(row.team);
+        }
+        DomainEvent::FirstResponseGiven(e) => {
+            if row.first_response_at.is_none() {
+                row.first_response_at = Some(e.at);
+            }
+            if row.agent.is_none() {
+                row.agent = e.agent;
+            }
+        }
+        DomainEvent::CaseEscalated(e) => {
+            change_level(row, e.to_level, e.team, e.at);
+            row.escalation_count = row.escalation_count.saturating_add(1);
+        }
+        DomainEvent::CaseDeescalated(e) => change_level(row, e.to_level, e.team, e.at),
+        DomainEvent::SlaBreached(e) => match e.target {
+            SlaTarget::FirstResponse => row.breached_first_response = true,
+            SlaTarget::Resolution => row.breached_resolution = true,
+        },
+        DomainEvent::CaseResolved(e) => {
+            row.close_stint(e.at);
+            row.status = CaseStatus::Resolved;
+            row.resolved_at = Some(e.at);
+            if e.agent.is_some() {
+                row.agent = e.agent;
+            }
+        }
+        DomainEvent::CaseReopened(e) => {
+            row.status = CaseStatus::Open;
+            row.resolved_at = None;
+            row.reopen_count = row.reopen_count.saturating_add(1);
+            row.level_since = Some(e.at);
+            row.resolution_due = e.at.plus_minutes(row.sla.resolution_minutes);
+        }
+        DomainEvent::CaseClosed(e) => {
+            row.close_stint(e.at);
+            row.status = CaseStatus::Closed;
+            row.closed_at = Some(e.at);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,283 @@
+//! Owns [`ProjectionHandle`]: one projection's active generation tree (behind a lock readers
+//! go through), its applied position (published on a `watch` channel), its state, and the
+//! blocking catch-up loop. Rebuild and check live in their own modules as further `impl`
+//! blocks. Usable without tokio (the CLI's offline commands) and by the async runner.
+//!
+//! Locking: `writer` is held while a chunk is applied to the active tree and while a rebuild
+//! swaps generations, so a chunk never lands in a tree that is being replaced; `current` is
+//! read-locked for the duration of a query and write-locked only for the swap, so the old
+//! tree is dropped only after the queries running on it finish; `maintenance` serialises
+//! rebuilds and checks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use tokio::sync::{watch, Notify};
+
+use crate::store::Store;
+
+use super::catchup::{apply_chunk, ChunkFailure, LIVE_CHUNK};
+use super::error::ProjectionError;
+use super::meta::{self, MetaRecord};
+use super::overlay::checkpoint;
+use super::status::{ProjectionState, ProjectionStatus};
+use super::Projection;
+
+/// The tree serving queries and what it holds.
+#[derive(Clone, Debug)]
+pub(crate) struct Generation {
+    pub(crate) tree: sled::Tree,
+    pub(crate) tree_name: String,
+    pub(crate) number: u64,
+    pub(crate) version: u32,
+}
+
+/// How far and in what steps [`ProjectionHandle::catch_up_with`] applies the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatchUpOptions {
+    /// Events per committed chunk (at least 1).
+    pub chunk_events: usize,
+    /// Stop after this position (`None`: the durable head).
+    pub upto: Option<u64>,
+}
+
+impl Default for CatchUpOptions {
+    fn default() -> CatchUpOptions {
+        CatchUpOptions {
+            chunk_events: LIVE_CHUNK,
+            upto: None,
+        }
+    }
+}
+
+/// One projection's model in the database. Open one handle per projection name per database.
+pub struct ProjectionHandle {
+    pub(crate) projection: Arc<dyn Projection>,
+    pub(crate) db: sled::Db,
+    pub(crate) meta: sled::Tree,
+    pub(crate) current: RwLock<Generation>,
+    pub(crate) writer: Mutex<()>,
+    pub(crate) maintenance: Mutex<()>,
+    pub(crate) applied: watch::Sender<u64>,
+    pub(crate) failure: RwLock<Option<(u64, ProjectionError)>>,
+    pub(crate) live: AtomicBool,
+    pub(crate) rebuilding: AtomicBool,
+    pub(crate) stop: AtomicBool,
+    pub(crate) kick: Notify,
+}
+
+impl std::fmt::Debug for ProjectionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionHandle")
+            .field("name", &self.projection.name())
+            .field("applied", &*self.applied.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks a mutex, ignoring poisoning (the guarded data is `()`; sled state is never left
+/// half-written by a panicking holder because every write is one batch).
+pub(crate) fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ProjectionHandle {
+    /// Opens `projection`'s active generation in `db`, creating generation 1 on first use and
+    /// dropping leftovers of interrupted rebuilds or checks. A model built by another version
+    /// keeps serving queries until [`catch_up`](Self::catch_up) has rebuilt it.
+    pub fn open(
+        db: &sled::Db,
+        projection: Arc<dyn Projection>,
+    ) -> Result<ProjectionHandle, ProjectionError> {
+        let name = projection.name();
+        let meta_tree = db
+            .open_tree(meta::META_TREE)
+            .map_err(|e| ProjectionError::sled("open projection meta", e))?;
+        let record = match meta::load(&meta_tree, name)? {
+            Some(record) => record,
+            None => {
+                let record = MetaRecord {
+                    version: projection.version(),
+                    generation: 1,
+                    tree: meta::tree_name(name, projection.version(), 1),
+                };
+                meta::save(&meta_tree, name, &record)?;
+                record
+            }
+        };
+        meta::drop_leftovers(db, name, &record.tree)?;
+        let tree = db
+            .open_tree(&record.tree)
+            .map_err(|e| ProjectionError::sled("open projection tree", e))?;
+        let applied = checkpoint(&tree)?;
+        let (applied_tx, _) = watch::channel(applied);
+        Ok(ProjectionHandle {
+            projection,
+            db: db.clone(),
+            meta: meta_tree,
+            current: RwLock::new(Generation {
+                tree,
+                tree_name: record.tree,
+                number: record.generation,
+                version: record.version,
+            }),
+            writer: Mutex::new(()),
+            maintenance: Mutex::new(()),
+            applied: applied_tx,
+            failure: RwLock::new(None),
+            live: AtomicBool::new(false),
+            rebuilding: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            kick: Notify::new(),
+        })
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    /// Runs `query` on the tree currently serving queries. A rebuild's swap waits for
+    /// running queries, so the tree stays valid for the whole call.
+    pub fn read<R>(&self, query: impl FnOnce(&sled::Tree) -> R) -> R {
+        let generation = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        query(&generation.tree)
+    }
+
+    pub(crate) fn generation(&self) -> Generation {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The last position applied to the model serving queries.
+    pub fn applied_position(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// A receiver of the applied position; it also wakes when the projection fails.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Whether the active model was built by another version of the projection.
+    pub fn is_stale(&self) -> bool {
+        self.generation().version != self.projection.version()
+    }
+
+    /// The error that stopped the projection, if any, with its position.
+    pub fn failure(&self) -> Option<(u64, ProjectionError)> {
+        self.failure
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What the projection is doing.
+    pub fn state(&self) -> ProjectionState {
+        if let Some((position, error)) = self.failure() {
+            ProjectionState::Failed { position, error }
+        } else if self.rebuilding.load(Ordering::Acquire) {
+            ProjectionState::Rebuilding
+        } else if self.live.load(Ordering::Acquire) {
+            ProjectionState::Live
+        } else {
+            ProjectionState::CatchingUp
+        }
+    }
+
+    /// A snapshot of the projection.
+    pub fn status(&self) -> ProjectionStatus {
+        let generation = self.generation();
+        ProjectionStatus {
+            name: self.projection.name(),
+            version: self.projection.version(),
+            model_version: generation.version,
+            generation: generation.number,
+            applied_position: self.applied_position(),
+            state: self.state(),
+        }
+    }
+
+    /// Raises the published applied position (never lowers it).
+    pub(crate) fn publish(&self, position: u64) {
+        self.applied.send_if_modified(|current| {
+            if position > *current {
+                *current = position;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Records a failure, logs it and wakes everyone waiting on the applied position.
+    pub(crate) fn fail(&self, position: u64, error: ProjectionError) {
+        tracing::error!(
+            projection = self.projection.name(),
+            position,
+            error = %error,
+            code = error.code(),
+            "projection stopped"
+        );
+        *self.failure.write().unwrap_or_else(PoisonError::into_inner) = Some((position, error));
+        self.live.store(false, Ordering::Release);
+        self.applied.send_modify(|_| {});
+    }
+
+    /// Clears a recorded failure so the projection tries again.
+    pub fn clear_failure(&self) {
+        *self.failure.write().unwrap_or_else(PoisonError::into_inner) = None;
+        self.applied.send_modify(|_| {});
+    }
+
+    /// Applies the log up to the durable head (rebuilding first if the model is stale).
+    /// Blocking; returns the applied position.
+    pub fn catch_up(&self, store: &Store) -> Result<u64, ProjectionError> {
+        self.catch_up_with(store, CatchUpOptions::default())
+    }
+
+    /// Applies the log as `options` say, committing one chunk at a time. On an error the
+    /// events before the failing one are committed, the failure is recorded and returned.
+    pub fn catch_up_with(
+        &self,
+        store: &Store,
+        options: CatchUpOptions,
+    ) -> Result<u64, ProjectionError> {
+        if self.is_stale() {
+            self.rebuild(store)?;
+        }
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(self.applied_position());
+            }
+            let outcome = {
+                let _writer = lock(&self.writer);
+                let generation = self.generation();
+                apply_chunk(
+                    store,
+                    self.projection.as_ref(),
+                    &generation.tree,
+                    options.chunk_events,
+                    options.upto,
+                )
+            };
+            match outcome {
+                Ok(Some(position)) => self.publish(position),
+                Ok(None) => {
+                    self.live.store(options.upto.is_none(), Ordering::Release);
+                    return Ok(self.applied_position());
+                }
+                Err(ChunkFailure { position, error }) => {
+                    // The good prefix of the chunk may have been committed.
+                    if let Ok(done) = checkpoint(&self.generation().tree) {
+                        self.publish(done);
+                    }
+                    self.fail(position, error.clone());
+                    return Err(error);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Owns [`Store`]: opening the database, and the public append, read,
+//! subscribe and verify operations that tie the other modules together.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::config::StoreConfig;
+use crate::durable::Durable;
+use crate::error::StoreError;
+use crate::event::{AppendResult, Direction, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::format;
+use crate::read;
+use crate::subscription::Subscription;
+use crate::trees::Trees;
+use crate::upcast::Upcasters;
+use crate::validate;
+use crate::verify::{self, VerifyReport};
+use crate::writer::WriterHandle;
+
+/// The durable event store. Cheap to clone; all clones share one database
+/// and one writer. The database closes when the last clone (including
+/// subscriptions) is dropped.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    // Field order matters for drop: the writer stops (and flushes) before
+    // the database handle goes away.
+    writer: WriterHandle,
+    trees: Trees,
+    upcasters: Upcasters,
+    durable: Arc<Durable>,
+    db: sled::Db,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` with default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::open_with(StoreConfig::new(path))
+    }
+
+    /// Opens (or creates) the store described by `config`.
+    ///
+    /// Fails with [`StoreError::IncompatibleFormat`] if the store was written
+    /// by a newer format; older formats are upgraded in place.
+    pub fn open_with(config: StoreConfig) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(config.background_flush_ms)
+            .open()
+            .map_err(|e| StoreError::sled("open database", e))?;
+        let trees = Trees::open(&db)?;
+        format::check_and_upgrade(&trees.meta, &trees.log)?;
+        db.flush()
+            .map_err(|e| StoreError::sled("flush after open", e))?;
+        let durable = Arc::new(Durable::new(read::last_log_position(&trees)?));
+        let writer = WriterHandle::spawn(
+            db.clone(),
+            trees.clone(),
+            Arc::clone(&durable),
+            config.max_group_appends,
+            config.queue_capacity,
+        )?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                writer,
+                trees,
+                upcasters: config.upcasters,
+                durable,
+                db,
+            }),
+        })
+    }
+
+    /// The underlying sled database, so projections can keep their own trees
+    /// (named outside [`crate::RESERVED_TREES`]) and checkpoints in it and
+    /// update them transactionally.
+    pub fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
+    /// Appends `events` to `stream` if it is at the `expected` version, and
+    /// returns once they are flushed to disk.
+    ///
+    /// Re-appending a batch whose event ids are all stored, identically and
+    /// in the same stream, writes nothing and returns the original result.
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate::batch(stream, &events)?;
+        self.inner
+            .writer
+            .submit(stream.to_owned(), expected, events)
+            .await
+    }
+
+    /// Up to `limit` events of `stream` from `from_version` (inclusive) in
+    /// `direction`, upcast to current schema versions. Backward reads start
+    /// at the end with `from_version = u64::MAX`.
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self.read_stream_raw(stream, from_version, direction, limit)?;
+        self.upcast(events)
+    }
+
+    /// Like [`read_stream`](Store::read_stream) but with the stored bytes
+    /// (no upcasting).
+    pub fn read_stream_raw(
+        &self,
+        stream: &str,
+        from_version: u64,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        validate::stream_id(stream)?;
+        read::read_stream(
+            &self.inner.trees,
+            stream,
+            from_version,
+            direction,
+            limit,
+            self.head_position(),
+        )
+    }
+
+    /// Up to `limit` events from `from_position` (inclusive), optionally only
+    /// of the given types, upcast to current schema versions.
+    pub fn read_all(
+        &self,
+        from_position: u64,
+        limit: usize,
+        types: Option<&[String]>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self.read_all_raw(from_position, limit, types)?;
+        self.upcast(events)
+    }
+
+    /// Like [`read_all`](Store::read_all) but with the stored bytes (no
+    /// upcasting), as export and verification need.
+    pub fn read_all_raw(
+        &self,
+        from_position: u64,
+        limit: usize,
+        types: Option<&[String]>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let durable = self.head_position();
+        let scan = read::scan_log(
+            &self.inner.trees,
+            from_position,
+            durable,
+            usize::MAX,
+            limit,
+            types,
+            false,
+        )?;
+        Ok(scan.events)
+    }
+
+    /// The last durable version of `stream`, `None` if it has no events.
+    pub fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
+        validate::stream_id(stream)?;
+        read::stream_version(&self.inner.trees, stream, self.head_position())
+    }
+
+    /// The durable head: the last position flushed to disk (0 if empty).
+    pub fn head_position(&self) -> u64 {
+        self.inner.durable.get()
+    }
+
+    /// A receiver of the durable head, updated after every group commit.
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.inner.durable.watch()
+    }
+
+    /// The durable position of `event_id`, if stored.
+    pub fn event_position(&self, event_id: Uuid) -> Result<Option<u64>, StoreError> {
+        read::event_position(&self.inner.trees, event_id, self.head_position())
+    }
+
+    /// A subscription to the global log from `from_position` (inclusive):
+    /// catches up from disk, then follows live appends.
+    pub fn subscribe_all(&self, from_position: u64) -> Subscription {
+        Subscription::new(self.clone(), from_position)
+    }
+
+    /// Checks the whole store: gap-free positions and versions, indexes
+    /// agreeing with the log, every hash chain, every envelope decoding.
+    /// Problems are reported in the [`VerifyReport`]; `Err` means the check
+    /// itself could not run.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        verify::verify_all(&self.inner.trees, self.head_position())
+    }
+
+    /// Checks one stream like [`verify`](Store::verify) does.
+    pub fn verify_stream(&self, stream: &str) -> Result<VerifyReport, StoreError> {
+        validate::stream_id(stream)?;
+        verify::verify_stream(&self.inner.trees, stream, self.head_position())
+    }
+
+    /// One bounded scan for subscriptions: events in `from..=durable`, at most
+    /// `batch` log entries, upcast; with the next position to read.
+    pub(crate) fn scan_durable(
+        &self,
+        from: u64,
+        durable: u64,
+        batch: usize,
+        types: Option<&[String]>,
+    ) -> Result<(Vec<RecordedEvent>, u64), StoreError> {
+        let scan = read::scan_log(&self.inner.trees, from, durable, batch, batch, types, true)?;
+        Ok((self.upcast(scan.events)?, scan.next))
+    }
+
+    fn upcast(&self, events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>, StoreError> {
+        let upcasters = &self.inner.upcasters;
+        if upcasters.is_empty() {
+            return Ok(events);
+        }
+        events.into_iter().map(|e| upcasters.apply(e)).collect()
+    }
+}

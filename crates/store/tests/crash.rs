@@ -1,0 +1,160 @@
+//! Crash safety: a child process appends in a loop and reports every
+//! acknowledged event; it is killed with SIGKILL at random moments, over and
+//! over on the same directory, and after each kill every acknowledged event
+//! must be present and intact and the store must verify.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sijil_store::Store;
+use uuid::Uuid;
+
+const ROUNDS: usize = 10;
+
+/// One acknowledged event as the child reported it.
+#[derive(Debug, Clone)]
+struct Ack {
+    position: u64,
+    event_id: Uuid,
+    stream: String,
+    version: u64,
+}
+
+fn parse(line: &str) -> Ack {
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(parts.len(), 4, "malformed ack line {line:?}");
+    Ack {
+        position: parts[0].parse().expect("position"),
+        event_id: parts[1].parse().expect("event id"),
+        stream: parts[2].to_owned(),
+        version: parts[3].parse().expect("version"),
+    }
+}
+
+/// The payload the crash writer stores for `event_id`.
+fn payload_for(event_id: Uuid) -> Vec<u8> {
+    let value = rmpv::Value::Array(vec![
+        "crash".into(),
+        event_id.to_string().into(),
+        rmpv::Value::Binary(event_id.as_bytes().repeat(8)),
+    ]);
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &value).expect("encode");
+    out
+}
+
+/// A tiny xorshift generator, seeded from the clock (the seed is printed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Runs the writer until it has acknowledged something, lets it go on for a
+/// random while, kills it, and returns every fully reported ack.
+fn run_and_kill(dir: &std::path::Path, delay: Duration) -> Vec<Ack> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sijil-store-crashwriter"))
+        .arg(dir)
+        .arg("4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn crash writer");
+    let stdout = child.stdout.take().expect("stdout");
+    let (sender, receiver) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                // Only complete lines count: a line cut by the kill is dropped.
+                Ok(n) if n > 0 && line.ends_with('\n') => {
+                    if sender.send(parse(&line)).is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    });
+    let mut acks = Vec::new();
+    match receiver.recv_timeout(Duration::from_secs(60)) {
+        Ok(ack) => acks.push(ack),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            panic!("the crash writer acknowledged nothing; stderr: {err}");
+        }
+    }
+    std::thread::sleep(delay);
+    child.kill().expect("SIGKILL the crash writer");
+    child.wait().expect("reap the crash writer");
+    reader.join().expect("reader thread");
+    acks.extend(receiver.try_iter());
+    acks
+}
+
+#[test]
+fn acknowledged_events_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
+    println!("crash test seed {seed}");
+    let mut rng = Rng(seed);
+    let mut all_acks: Vec<Ack> = Vec::new();
+    for round in 0..ROUNDS {
+        let delay = Duration::from_millis(rng.next() % 150);
+        let acks = run_and_kill(dir.path(), delay);
+        assert!(!acks.is_empty());
+        all_acks.extend(acks);
+
+        let store = Store::open(dir.path()).expect("reopen after SIGKILL");
+        let head = store.head_position();
+        for ack in &all_acks {
+            assert!(
+                ack.position <= head,
+                "round {round}: acked position {} lost (head {head})",
+                ack.position
+            );
+            let found = store
+                .read_all_raw(ack.position, 1, None)
+                .expect("read acked event");
+            let event = found.first().expect("acked event present");
+            assert_eq!(event.position, ack.position);
+            assert_eq!(
+                event.event_id, ack.event_id,
+                "round {round}: position {} holds another event",
+                ack.position
+            );
+            assert_eq!(event.stream_id, ack.stream);
+            assert_eq!(event.version, ack.version);
+            assert_eq!(event.payload, payload_for(ack.event_id));
+            assert_eq!(
+                store.event_position(ack.event_id).expect("index"),
+                Some(ack.position)
+            );
+        }
+        let report = store.verify().expect("verify");
+        assert!(report.is_ok(), "round {round} (seed {seed}): {report:?}");
+        println!(
+            "round {round}: killed after {delay:?}, {} acks so far, head {head}, verified {} events",
+            all_acks.len(),
+            report.events_checked
+        );
+    }
+}
