@@ -25,94 +25,155 @@ pub enum Applied {
     Duplicate(AppendResult),
 }
 
-/// Applies one validated append for `stream` in one transaction.
-pub fn apply(
+/// One append of a group: events for one stream under an expectation.
+#[derive(Clone, Copy, Debug)]
+pub struct Append<'a> {
+    /// The stream appended to.
+    pub stream: &'a str,
+    /// What the caller expects the stream's version to be.
+    pub expected: ExpectedVersion,
+    /// The validated events.
+    pub events: &'a [NewEvent],
+}
+
+/// The outcome of one append of a group: written, duplicate, or refused
+/// (conflict, idempotency mismatch) without writing anything.
+pub type Outcome = Result<Applied, StoreError>;
+
+/// Applies a group of validated appends in ONE sled transaction (all the
+/// written ones or none of them survive a crash), in order: each append sees
+/// the ones before it, and a refused append (conflict, idempotency mismatch)
+/// writes nothing without affecting the others. The outer error is a storage
+/// failure or corruption, which fails the whole group.
+pub fn apply_group(
     trees: &Trees,
-    stream: &str,
-    expected: ExpectedVersion,
-    events: &[NewEvent],
+    appends: &[Append<'_>],
     recorded_at: i64,
-) -> Result<Applied, StoreError> {
-    let result = (&trees.log, &trees.streams, &trees.heads, &trees.event_ids, &trees.meta).transaction(
-        |(log, streams, heads, event_ids, meta)| {
-            if let Some(original) = find_duplicate(log, event_ids, stream, events)? {
-                return Ok(Applied::Duplicate(original));
-            }
-            let head = match heads.get(stream.as_bytes())? {
-                Some(bytes) => Some(Head::decode(stream, &bytes).map_err(abort)?),
-                None => None,
+) -> Result<Vec<Outcome>, StoreError> {
+    let result = (
+        &trees.log,
+        &trees.streams,
+        &trees.heads,
+        &trees.event_ids,
+        &trees.meta,
+    )
+        .transaction(|(log, streams, heads, event_ids, meta)| {
+            let tx = Tx {
+                log,
+                streams,
+                heads,
+                event_ids,
+                meta,
             };
-            let actual = head.map(|h| h.version);
-            if !expected.matches(actual) {
-                return Err(abort(StoreError::Conflict {
-                    stream: stream.to_owned(),
-                    expected,
-                    actual,
-                }));
+            let mut outcomes = Vec::with_capacity(appends.len());
+            for append in appends {
+                outcomes.push(tx.append(append, recorded_at)?);
             }
-            let last_position = match meta.get(META_LAST_POSITION)? {
-                Some(bytes) => decode_u64(&bytes).ok_or_else(|| {
-                    abort(StoreError::corrupt(0, "meta last_position is not 8 bytes"))
-                })?,
-                None => 0,
-            };
-            let first_position = last_position + 1;
-            if log.get(position_key(first_position))?.is_some() {
-                return Err(abort(StoreError::corrupt(
-                    first_position,
-                    format!("meta says the log ends at {last_position}, but position {first_position} is taken"),
-                )));
-            }
-            let mut prev_hash = head.map(|h| h.hash).unwrap_or([0; 32]);
-            let mut version = actual.unwrap_or(0);
-            let mut position = last_position;
-            for new in events {
-                position += 1;
-                version += 1;
-                let mut event = RecordedEvent {
-                    position,
-                    stream_id: stream.to_owned(),
-                    version,
-                    event_id: new.event_id,
-                    workspace_id: new.workspace_id,
-                    event_type: new.event_type.clone(),
-                    schema_version: new.schema_version,
-                    occurred_at: new.occurred_at,
-                    recorded_at,
-                    actor: new.actor.clone(),
-                    on_behalf_of: new.on_behalf_of.clone(),
-                    correlation_id: new.correlation_id,
-                    causation_id: new.causation_id,
-                    payload: new.payload.clone(),
-                    prev_hash,
-                    hash: [0; 32],
-                };
-                event.hash = compute_hash(&event);
-                prev_hash = event.hash;
-                let envelope = codec::encode(&event).map_err(abort)?;
-                let position_bytes = position.to_be_bytes();
-                log.insert(&position_key(position), envelope)?;
-                streams.insert(stream_key(stream, version), &position_bytes)?;
-                event_ids.insert(new.event_id.as_bytes(), &position_bytes)?;
-            }
-            let new_head = Head {
-                version,
-                hash: prev_hash,
-                position,
-            };
-            heads.insert(stream.as_bytes(), &new_head.encode()[..])?;
-            meta.insert(META_LAST_POSITION, &position.to_be_bytes())?;
-            Ok(Applied::Written(AppendResult {
-                first_position,
-                last_position: position,
-                next_version: version + 1,
-            }))
-        },
-    );
+            Ok(outcomes)
+        });
     result.map_err(|e| match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StoreError::sled("append", e),
     })
+}
+
+/// The trees of the store inside one transaction.
+struct Tx<'t> {
+    log: &'t TransactionalTree,
+    streams: &'t TransactionalTree,
+    heads: &'t TransactionalTree,
+    event_ids: &'t TransactionalTree,
+    meta: &'t TransactionalTree,
+}
+
+impl Tx<'_> {
+    /// One append inside the group transaction. `Ok(Err(_))` is a refusal
+    /// that wrote nothing; `Err(_)` aborts the whole transaction.
+    fn append(&self, append: &Append<'_>, recorded_at: i64) -> TxResult<Outcome> {
+        let Append {
+            stream,
+            expected,
+            events,
+        } = *append;
+        match find_duplicate(self.log, self.event_ids, stream, events)? {
+            Ok(Some(original)) => return Ok(Ok(Applied::Duplicate(original))),
+            Ok(None) => {}
+            Err(refused) => return Ok(Err(refused)),
+        }
+        let head = match self.heads.get(stream.as_bytes())? {
+            Some(bytes) => Some(Head::decode(stream, &bytes).map_err(abort)?),
+            None => None,
+        };
+        let actual = head.map(|h| h.version);
+        if !expected.matches(actual) {
+            return Ok(Err(StoreError::Conflict {
+                stream: stream.to_owned(),
+                expected,
+                actual,
+            }));
+        }
+        let last_position = match self.meta.get(META_LAST_POSITION)? {
+            Some(bytes) => decode_u64(&bytes).ok_or_else(|| {
+                abort(StoreError::corrupt(0, "meta last_position is not 8 bytes"))
+            })?,
+            None => 0,
+        };
+        let first_position = last_position + 1;
+        if self.log.get(position_key(first_position))?.is_some() {
+            return Err(abort(StoreError::corrupt(
+                first_position,
+                format!("meta says the log ends at {last_position}, but position {first_position} is taken"),
+            )));
+        }
+        let mut prev_hash = head.map(|h| h.hash).unwrap_or([0; 32]);
+        let mut version = actual.unwrap_or(0);
+        let mut position = last_position;
+        for new in events {
+            position += 1;
+            version += 1;
+            let mut event = RecordedEvent {
+                position,
+                stream_id: stream.to_owned(),
+                version,
+                event_id: new.event_id,
+                workspace_id: new.workspace_id,
+                event_type: new.event_type.clone(),
+                schema_version: new.schema_version,
+                occurred_at: new.occurred_at,
+                recorded_at,
+                actor: new.actor.clone(),
+                on_behalf_of: new.on_behalf_of.clone(),
+                correlation_id: new.correlation_id,
+                causation_id: new.causation_id,
+                payload: new.payload.clone(),
+                prev_hash,
+                hash: [0; 32],
+            };
+            event.hash = compute_hash(&event);
+            prev_hash = event.hash;
+            let envelope = codec::encode(&event).map_err(abort)?;
+            let position_bytes = position.to_be_bytes();
+            self.log.insert(&position_key(position), envelope)?;
+            self.streams
+                .insert(stream_key(stream, version), &position_bytes)?;
+            self.event_ids
+                .insert(new.event_id.as_bytes(), &position_bytes)?;
+        }
+        let new_head = Head {
+            version,
+            hash: prev_hash,
+            position,
+        };
+        self.heads
+            .insert(stream.as_bytes(), &new_head.encode()[..])?;
+        self.meta
+            .insert(META_LAST_POSITION, &position.to_be_bytes())?;
+        Ok(Ok(Applied::Written(AppendResult {
+            first_position,
+            last_position: position,
+            next_version: version + 1,
+        })))
+    }
 }
 
 fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
@@ -121,13 +182,13 @@ fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
 
 /// Returns the original result if every event of the batch is already
 /// stored, identically and contiguously in `stream`; `None` if none is
-/// stored; an [`StoreError::IdempotencyMismatch`] otherwise.
+/// stored; a refusal ([`StoreError::IdempotencyMismatch`]) otherwise.
 fn find_duplicate(
     log: &TransactionalTree,
     event_ids: &TransactionalTree,
     stream: &str,
     events: &[NewEvent],
-) -> TxResult<Option<AppendResult>> {
+) -> TxResult<Result<Option<AppendResult>, StoreError>> {
     let mut found = Vec::new();
     for (index, new) in events.iter().enumerate() {
         if let Some(bytes) = event_ids.get(new.event_id.as_bytes())? {
@@ -141,17 +202,15 @@ fn find_duplicate(
         }
     }
     let Some(&(first_index, _)) = found.first() else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
-    let mismatch = |index: usize| {
-        abort(StoreError::IdempotencyMismatch {
-            event_id: events[index].event_id,
-        })
+    let mismatch = |index: usize| StoreError::IdempotencyMismatch {
+        event_id: events[index].event_id,
     };
     if found.len() != events.len() {
         // Some events are stored and some are not: report the first one that
         // is stored, since that is the id being reused.
-        return Err(mismatch(first_index));
+        return Ok(Err(mismatch(first_index)));
     }
     let mut stored = Vec::with_capacity(found.len());
     for &(index, position) in &found {
@@ -167,19 +226,19 @@ fn find_duplicate(
         stored.push(codec::decode(position, &bytes).map_err(abort)?);
     }
     let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
     for (index, (new, event)) in events.iter().zip(&stored).enumerate() {
         let in_place = event.version == first.version + index as u64;
         if !in_place || event.stream_id != stream || !same_content(new, event) {
-            return Err(mismatch(index));
+            return Ok(Err(mismatch(index)));
         }
     }
-    Ok(Some(AppendResult {
+    Ok(Ok(Some(AppendResult {
         first_position: first.position,
         last_position: last.position,
         next_version: last.version + 1,
-    }))
+    })))
 }
 
 /// Whether a stored event carries exactly what `new` asks to append.

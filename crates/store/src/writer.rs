@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::apply::{apply, Applied};
+use crate::apply::{apply_group, Append, Applied, Outcome};
 use crate::durable::Durable;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent};
@@ -131,21 +131,34 @@ impl Writer {
             return;
         }
         let recorded_at = now_millis();
-        let mut outcomes = Vec::with_capacity(group.len());
-        let mut wrote_up_to = None;
-        for request in group.iter() {
-            let outcome = apply(
-                &self.trees,
-                &request.stream,
-                request.expected,
-                &request.events,
-                recorded_at,
-            );
-            if let Ok(Applied::Written(result)) = &outcome {
-                wrote_up_to = Some(result.last_position);
+        let appends: Vec<Append<'_>> = group
+            .iter()
+            .map(|request| Append {
+                stream: &request.stream,
+                expected: request.expected,
+                events: &request.events,
+            })
+            .collect();
+        // One transaction for the whole group; if it fails (storage error or
+        // corruption), every request of the group gets that error.
+        let outcomes: Vec<Outcome> = match apply_group(&self.trees, &appends, recorded_at) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                drop(appends);
+                for request in group.drain(..) {
+                    let _ = request.reply.send(Err(e.clone()));
+                }
+                return;
             }
-            outcomes.push(outcome);
-        }
+        };
+        drop(appends);
+        let wrote_up_to = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(Applied::Written(result)) => Some(result.last_position),
+                _ => None,
+            })
+            .max();
         // Flush whenever some append succeeded: written events need it, and a
         // duplicate may point at events written earlier in this same group.
         // A group of only rejected appends wrote nothing and skips the flush.

@@ -1,6 +1,6 @@
 //! A small benchmark that prints what criterion does not: durable append
 //! throughput with p50/p99/max latency at 1, 8 and 64 concurrent writers
-//! (1- and 10-event batches), and `read_all` throughput.
+//! (1- and 10-event batches), `read_all` throughput, and resident memory.
 //!
 //! Usage: `sijil-store-bench [appends-per-run] [read-events] [dir]`
 //! (defaults: 20000, 200000, a fresh directory under the system temp dir,
@@ -137,6 +137,13 @@ async fn run(base: &std::path::Path, appends: u64, read_events: u64) -> Result<(
                 show(latencies.last().copied().unwrap_or_default()),
             );
             let report = store.verify().map_err(|e| e.to_string())?;
+            if report.events_checked != total_appends as u64 * batch_size as u64 {
+                return Err(format!(
+                    "verify checked {} events, expected {}",
+                    report.events_checked,
+                    total_appends as u64 * batch_size as u64
+                ));
+            }
             if !report.is_ok() {
                 return Err(format!("verify failed after the run: {report:?}"));
             }
@@ -187,7 +194,23 @@ async fn read_throughput(dir: &std::path::Path, events: u64) -> Result<(), Strin
             read as f64 / secs
         );
     }
+    println!("memory: {}", memory());
     Ok(())
+}
+
+/// Current and peak resident memory of this process, from `/proc/self/status` (Linux).
+fn memory() -> String {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return "unavailable".into();
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_string())
+            .unwrap_or_else(|| "?".into())
+    };
+    format!("RSS {} (peak {})", field("VmRSS:"), field("VmHWM:"))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
