@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::disk::SyncMode;
 use crate::upcast::Upcasters;
 
 /// How to open a store. Build with [`StoreConfig::new`] and the `with_*`
@@ -21,6 +22,9 @@ pub struct StoreConfig {
     /// sled's own background flush interval. Appends never rely on it: each
     /// group commit flushes before acknowledging. `None` disables it.
     pub background_flush_ms: Option<u64>,
+    /// How far an append is pushed to disk before it is acknowledged
+    /// (default: sled flush + fdatasync).
+    pub sync_mode: SyncMode,
 }
 
 impl StoreConfig {
@@ -33,6 +37,7 @@ impl StoreConfig {
             max_group_appends: 1024,
             queue_capacity: 8192,
             background_flush_ms: Some(1000),
+            sync_mode: SyncMode::Fsync,
         }
     }
 
@@ -57,6 +62,12 @@ impl StoreConfig {
     /// Sets the writer queue capacity (at least 1).
     pub fn with_queue_capacity(mut self, appends: usize) -> StoreConfig {
         self.queue_capacity = appends.max(1);
+        self
+    }
+
+    /// Sets how appends are made durable (see [`SyncMode`]).
+    pub fn with_sync_mode(mut self, mode: SyncMode) -> StoreConfig {
+        self.sync_mode = mode;
         self
     }
 

@@ -10,18 +10,22 @@
 //! Module map: [`event`] (value types), [`error`], [`canonical`] (hashing),
 //! [`layout`] (on-disk keys), [`store`] (the [`Store`]), [`event_log`] (the
 //! backend-neutral traits), [`subscription`], [`upcast`], [`verify`],
-//! [`validate`] (limits), [`format`] (format versions), [`config`].
+//! [`validate`] (limits), [`format`] (format versions), [`config`],
+//! [`bulk`] (many appends, one flush), [`import`] (writing an exported log).
 
 mod apply;
+pub mod bulk;
 mod bytes_serde;
 pub mod canonical;
 mod codec;
+pub mod disk;
 pub mod config;
 mod durable;
 pub mod error;
 pub mod event;
 pub mod event_log;
 pub mod format;
+pub mod import;
 pub mod layout;
 mod msgpack_check;
 pub mod projections;
@@ -34,10 +38,13 @@ pub mod validate;
 pub mod verify;
 mod writer;
 
+pub use bulk::{BulkAppend, RecordedAt};
 pub use config::StoreConfig;
+pub use disk::SyncMode;
 pub use error::StoreError;
 pub use event::{AppendResult, Direction, ExpectedVersion, NewEvent, RecordedEvent};
 pub use event_log::{EventLog, EventSubscription};
+pub use import::{ImportCheck, ImportError, ImportSummary};
 pub use layout::RESERVED_TREES;
 pub use store::Store;
 pub use subscription::Subscription;

@@ -18,6 +18,7 @@ use crate::trees::Trees;
 use crate::upcast::Upcasters;
 use crate::validate;
 use crate::verify::{self, VerifyReport};
+use crate::disk::DiskSync;
 use crate::writer::WriterHandle;
 
 /// The durable event store. Cheap to clone; all clones share one database
@@ -36,6 +37,7 @@ struct Inner {
     trees: Trees,
     upcasters: Upcasters,
     durable: Arc<Durable>,
+    disk: Arc<DiskSync>,
     db: sled::Db,
 }
 
@@ -62,8 +64,9 @@ impl Store {
         db.flush()
             .map_err(|e| StoreError::sled("flush after open", e))?;
         let durable = Arc::new(Durable::new(read::last_log_position(&trees)?));
+        let disk = Arc::new(DiskSync::open(db.clone(), &config.path, config.sync_mode)?);
         let writer = WriterHandle::spawn(
-            db.clone(),
+            Arc::clone(&disk),
             trees.clone(),
             Arc::clone(&durable),
             config.max_group_appends,
@@ -75,6 +78,7 @@ impl Store {
                 trees,
                 upcasters: config.upcasters,
                 durable,
+                disk,
                 db,
             }),
         })
@@ -85,6 +89,23 @@ impl Store {
     /// update them transactionally.
     pub fn db(&self) -> &sled::Db {
         &self.inner.db
+    }
+
+    /// The store's trees, for the crate's bulk append and import paths.
+    pub(crate) fn trees(&self) -> &Trees {
+        &self.inner.trees
+    }
+
+    /// Makes everything written so far durable (sled flush + fdatasync), for
+    /// the crate's bulk append and import paths.
+    pub(crate) fn sync_to_disk(&self) -> Result<(), StoreError> {
+        self.inner.disk.sync()
+    }
+
+    /// The durable position, for the crate's bulk append and import paths
+    /// (they flush and then advance it).
+    pub(crate) fn durable(&self) -> &Durable {
+        &self.inner.durable
     }
 
     /// Appends `events` to `stream` if it is at the `expected` version, and

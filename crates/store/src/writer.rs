@@ -1,5 +1,5 @@
 //! Owns the single writer thread and group commit: it drains queued
-//! appends, applies each as its own transaction, flushes once for the whole
+//! appends, applies them in one transaction, syncs to disk once for the whole
 //! group, advances the durable position, and only then answers every caller.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::apply::{apply_group, Append, Applied, Outcome};
+use crate::disk::DiskSync;
 use crate::durable::Durable;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent};
@@ -33,7 +34,7 @@ pub struct WriterHandle {
 impl WriterHandle {
     /// Starts the writer thread.
     pub fn spawn(
-        db: sled::Db,
+        disk: Arc<DiskSync>,
         trees: Trees,
         durable: Arc<Durable>,
         max_group: usize,
@@ -41,7 +42,7 @@ impl WriterHandle {
     ) -> Result<WriterHandle, StoreError> {
         let (queue, receiver) = mpsc::channel(queue_capacity.max(1));
         let writer = Writer {
-            db,
+            disk,
             trees,
             durable,
             max_group: max_group.max(1),
@@ -93,7 +94,7 @@ impl Drop for WriterHandle {
 
 /// The writer thread's state.
 struct Writer {
-    db: sled::Db,
+    disk: Arc<DiskSync>,
     trees: Trees,
     durable: Arc<Durable>,
     max_group: usize,
@@ -116,7 +117,7 @@ impl Writer {
             self.commit_group(&mut group);
         }
         if self.failed.is_none() {
-            if let Err(e) = self.db.flush() {
+            if let Err(e) = self.disk.sync() {
                 tracing::error!(error = %e, "final flush of the event store failed");
             }
         }
@@ -164,7 +165,7 @@ impl Writer {
         // A group of only rejected appends wrote nothing and skips the flush.
         let needs_flush = outcomes.iter().any(|o| o.is_ok());
         if needs_flush {
-            if let Err(e) = self.db.flush() {
+            if let Err(e) = self.disk.sync() {
                 let reason = e.to_string();
                 tracing::error!(error = %reason, "event store flush failed; refusing further appends");
                 for request in group.drain(..) {

@@ -3,6 +3,7 @@
 //! (1- and 10-event batches), `read_all` throughput, and resident memory.
 //!
 //! Usage: `sijil-store-bench [appends-per-run] [read-events] [dir]`
+//! (`SIJIL_BENCH_SYNC=sled-flush` skips the fdatasync, for comparison only)
 //! (defaults: 20000, 200000, a fresh directory under the system temp dir,
 //! removed afterwards). Run it in release mode.
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sijil_store::{ExpectedVersion, NewEvent, Store};
+use sijil_store::{ExpectedVersion, NewEvent, Store, StoreConfig, SyncMode};
 use uuid::Uuid;
 
 fn main() -> ExitCode {
@@ -59,6 +60,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// `SIJIL_BENCH_SYNC=sled-flush` measures without the fdatasync (never the
+/// store's default), to show what real durability costs.
+fn sync_mode() -> SyncMode {
+    match std::env::var("SIJIL_BENCH_SYNC").as_deref() {
+        Ok("sled-flush") => SyncMode::SledFlush,
+        _ => SyncMode::Fsync,
+    }
+}
+
 fn payload(n: u64) -> Vec<u8> {
     let value = rmpv::Value::Map(vec![
         (
@@ -92,7 +102,10 @@ fn batch(size: usize, n: u64) -> Vec<NewEvent> {
 }
 
 async fn run(base: &std::path::Path, appends: u64, read_events: u64) -> Result<(), String> {
-    println!("durable appends, {appends} appends per run (2 cores, group commit)");
+    println!(
+        "durable appends ({:?}), {appends} appends per run (group commit)",
+        sync_mode()
+    );
     println!(
         "{:>8} {:>6} {:>12} {:>12} {:>10} {:>10} {:>10}",
         "writers", "batch", "events/s", "appends/s", "p50", "p99", "max"
@@ -100,7 +113,8 @@ async fn run(base: &std::path::Path, appends: u64, read_events: u64) -> Result<(
     for batch_size in [1usize, 10] {
         for writers in [1u64, 8, 64] {
             let dir = base.join(format!("append-{writers}-{batch_size}"));
-            let store = Store::open(&dir).map_err(|e| e.to_string())?;
+            let store = Store::open_with(StoreConfig::new(&dir).with_sync_mode(sync_mode()))
+                .map_err(|e| e.to_string())?;
             let per_writer = (appends / writers).max(1);
             let start = Instant::now();
             let mut tasks = Vec::new();

@@ -84,7 +84,11 @@ pub(crate) fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
 impl ProjectionHandle {
     /// Opens `projection`'s active generation in `db`, creating generation 1 on first use and
     /// dropping leftovers of interrupted rebuilds or checks. A model built by another version
-    /// keeps serving queries until [`catch_up`](Self::catch_up) has rebuilt it.
+    /// keeps serving queries until [`catch_up`](Self::catch_up) has rebuilt it, but its
+    /// applied position reads 0 until then, so [`Projections::wait_for`] waits for the
+    /// rebuild.
+    ///
+    /// [`Projections::wait_for`]: super::Projections::wait_for
     pub fn open(
         db: &sled::Db,
         projection: Arc<dyn Projection>,
@@ -109,7 +113,13 @@ impl ProjectionHandle {
         let tree = db
             .open_tree(&record.tree)
             .map_err(|e| ProjectionError::sled("open projection tree", e))?;
-        let applied = checkpoint(&tree)?;
+        // A model built by another version has applied nothing this version can vouch for:
+        // waiting for a position must wait for the rebuild, not return on the old model.
+        let applied = if record.version == projection.version() {
+            checkpoint(&tree)?
+        } else {
+            0
+        };
         let (applied_tx, _) = watch::channel(applied);
         Ok(ProjectionHandle {
             projection,

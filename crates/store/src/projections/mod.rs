@@ -26,18 +26,19 @@ pub mod catchup;
 pub mod check;
 pub mod codec;
 pub mod cursor;
-//pub mod directory;
+pub mod directory;
 pub mod error;
-//pub mod escalation;
+pub mod escalation;
 pub mod handle;
 pub mod keys;
 pub mod meta;
-//pub mod metrics;
+pub mod metrics;
 pub mod overlay;
 pub mod paging;
 pub mod rebuild;
 pub mod rows;
 pub mod runner;
+pub mod sla;
 pub mod status;
 pub mod text;
 pub mod timeline;
@@ -120,7 +121,12 @@ pub trait Projection: Send + Sync + 'static {
 
 /// The four standard projections, in a stable order.
 pub fn default_projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(timeline::TimelineProjection)]
+    vec![
+        Arc::new(timeline::TimelineProjection),
+        Arc::new(escalation::EscalationProjection),
+        Arc::new(metrics::MetricsProjection),
+        Arc::new(directory::DirectoryProjection),
+    ]
 }
 
 /// Opens `projection` in `store`'s database and applies the log up to the durable head,

@@ -2,7 +2,7 @@
 //! keys of the row before and after the event are computed, stale ones removed and new ones
 //! written, so the indexes always match the rows.
 
-use sijil_domain::{CaseId, DomainEvent, NoteTarget, SlaTarget, Timestamp};
+use sijil_domain::{CaseId, DomainEvent, NoteTarget, SlaTarget, TeamId, Timestamp};
 use uuid::Uuid;
 
 use super::super::error::ProjectionError;
@@ -10,15 +10,9 @@ use super::super::keys::Key;
 use super::super::overlay::Overlay;
 use super::super::rows;
 use super::super::EventMeta;
+use super::query::target_code;
 use super::row::{CaseRow, CaseStatus};
 use super::{CASE, DUE, QUEUE, WORKSPACE_QUEUE};
-
-fn target_code(target: SlaTarget) -> u8 {
-    match target {
-        SlaTarget::FirstResponse => 0,
-        SlaTarget::Resolution => 1,
-    }
-}
 
 /// The index entries a row implies.
 fn index_entries(row: &CaseRow) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -28,12 +22,31 @@ fn index_entries(row: &CaseRow) -> Vec<(Vec<u8>, Vec<u8>)> {
     if let Some((_, due)) = row.next_due() {
         let flags = vec![row.level, row.breach_flags()];
         let team = row.team.map_or(Uuid::nil(), |t| t.as_uuid());
-        out.push((Key::new(QUEUE).uuid(ws).uuid(team).i64(due.millis()).uuid(case).build(), flags.clone()));
-        out.push((Key::new(WORKSPACE_QUEUE).uuid(ws).i64(due.millis()).uuid(case).build(), flags));
+        out.push((
+            Key::new(QUEUE)
+                .uuid(ws)
+                .uuid(team)
+                .i64(due.millis())
+                .uuid(case)
+                .build(),
+            flags.clone(),
+        ));
+        out.push((
+            Key::new(WORKSPACE_QUEUE)
+                .uuid(ws)
+                .i64(due.millis())
+                .uuid(case)
+                .build(),
+            flags,
+        ));
     }
     for (target, due) in row.watched_targets() {
         out.push((
-            Key::new(DUE).i64(due.millis()).uuid(case).u8(target_code(target)).build(),
+            Key::new(DUE)
+                .i64(due.millis())
+                .uuid(case)
+                .u8(target_code(target))
+                .build(),
             ws.as_bytes().to_vec(),
         ));
     }
@@ -58,7 +71,10 @@ fn save(ov: &mut Overlay<'_>, old: Option<&CaseRow>, new: &CaseRow) -> Result<()
             ov.insert(key, value);
         }
     }
-    ov.insert(row_key(new.workspace.as_uuid(), new.case_id), rows::encode(new)?);
+    ov.insert(
+        row_key(new.workspace.as_uuid(), new.case_id),
+        rows::encode(new)?,
+    );
     Ok(())
 }
 
@@ -69,7 +85,11 @@ fn load(ov: &Overlay<'_>, ws: Uuid, case: CaseId) -> Result<Option<CaseRow>, Pro
 }
 
 /// Applies one event.
-pub(super) fn apply(ov: &mut Overlay<'_>, meta: &EventMeta<'_>, event: &DomainEvent) -> Result<(), ProjectionError> {
+pub(super) fn apply(
+    ov: &mut Overlay<'_>,
+    meta: &EventMeta<'_>,
+    event: &DomainEvent,
+) -> Result<(), ProjectionError> {
     let ws = meta.workspace_id.as_uuid();
     if let DomainEvent::CaseOpened(e) = event {
         let old = load(ov, ws, e.case_id)?;
@@ -91,6 +111,7 @@ pub(super) fn apply(ov: &mut Overlay<'_>, meta: &EventMeta<'_>, event: &DomainEv
             first_response_due: e.at.plus_minutes(e.sla.first_response_minutes),
             resolution_due: e.at.plus_minutes(e.sla.resolution_minutes),
             first_response_at: None,
+            first_resolved_at: None,
             resolved_at: None,
             closed_at: None,
             breached_first_response: false,
@@ -130,7 +151,9 @@ pub(super) fn apply(ov: &mut Overlay<'_>, meta: &EventMeta<'_>, event: &DomainEv
     save(ov, Some(&old), &row)
 }
 
-fn change_level(row: &mut CaseRow, to_level: u8, team: Option<sijil_domain::TeamId>, at: Timestamp) {
+/// Moves the case to `to_level` (and to `team`, keeping the agent, as the aggregate does),
+/// closing the stint at the old level.
+fn change_level(row: &mut CaseRow, to_level: u8, team: Option<TeamId>, at: Timestamp) {
     let open = row.level_since.is_some();
     row.close_stint(at);
     row.level = to_level;
@@ -139,23 +162,18 @@ fn change_level(row: &mut CaseRow, to_level: u8, team: Option<sijil_domain::Team
     }
     if let Some(team) = team {
         row.team = Some(team);
-        row.agent = None;
     }
 }
 
 fn update(row: &mut CaseRow, event: &DomainEvent) {
     match event {
         DomainEvent::CaseAssigned(e) => {
+            // An assignment replaces both parts, as in the case aggregate.
             row.agent = e.agent;
-            row.team = e.team.or(row.team);
+            row.team = e.team;
         }
         DomainEvent::FirstResponseGiven(e) => {
-            if row.first_response_at.is_none() {
-                row.first_response_at = Some(e.at);
-            }
-            if row.agent.is_none() {
-                row.agent = e.agent;
-            }
+            row.first_response_at.get_or_insert(e.at);
         }
         DomainEvent::CaseEscalated(e) => {
             change_level(row, e.to_level, e.team, e.at);
@@ -170,16 +188,13 @@ fn update(row: &mut CaseRow, event: &DomainEvent) {
             row.close_stint(e.at);
             row.status = CaseStatus::Resolved;
             row.resolved_at = Some(e.at);
-            if e.agent.is_some() {
-                row.agent = e.agent;
-            }
+            row.first_resolved_at.get_or_insert(e.at);
         }
         DomainEvent::CaseReopened(e) => {
             row.status = CaseStatus::Open;
             row.resolved_at = None;
             row.reopen_count = row.reopen_count.saturating_add(1);
             row.level_since = Some(e.at);
-            row.resolution_due = e.at.plus_minutes(row.sla.resolution_minutes);
         }
         DomainEvent::CaseClosed(e) => {
             row.close_stint(e.at);

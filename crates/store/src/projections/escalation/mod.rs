@@ -13,11 +13,17 @@
 //! | `D ‖ due ‖ case ‖ target (u8)`       | ws (16)                                 |
 //!
 //! `Q` and `W` hold open cases only, at their next unmet due time (the first-response due
-//! time until a first response, then the resolution due time; both are kept after a breach).
-//! `D` holds each target of an open case that is neither met nor already breached, across
-//! workspaces, so the SLA checker finds what to breach with one range scan. Breach flags:
-//! bit 0 first response, bit 1 resolution. A reopened case gets a fresh resolution due time
-//! (reopened at + the policy's resolution minutes); a resolution breach stays recorded once.
+//! time until the target is met, then the resolution due time; both are kept after a breach).
+//! `D` holds, across workspaces, each target the domain would still let a breach be recorded
+//! for once its due time passes ([`CaseRow::watched_targets`]), so the SLA checker finds what
+//! to breach with one range scan. Breach flags: bit 0 first response, bit 1 resolution.
+//!
+//! Due times follow the case aggregate exactly (the checker's decisions come from it): both
+//! count from the opening (a reopened case keeps its resolution due time, so one reopened
+//! after that time is breachable at once unless already breached); the first-response target
+//! is met by the first response or the first resolution, whichever came first; a late first
+//! response keeps that target watched until the breach is recorded. Assignments replace the
+//! agent and team; an escalation to a team keeps the agent, as in the aggregate.
 
 mod apply;
 mod query;
@@ -29,7 +35,7 @@ use super::error::ProjectionError;
 use super::overlay::Overlay;
 use super::{EventMeta, Projection};
 
-pub use query::{due_before, get, queue, DueTarget, QueueItem, QueuePage, QueueQuery};
+pub use query::{due_before, get, queue, DueTarget, QueueItem, QueuePage, QueueQuery, Urgency};
 pub use row::{CaseRow, CaseStatus};
 
 /// Keyspace of case rows.
@@ -71,7 +77,12 @@ impl Projection for EscalationProjection {
         TYPES
     }
 
-    fn apply(&self, ov: &mut Overlay<'_>, meta: &EventMeta<'_>, event: &DomainEvent) -> Result<(), ProjectionError> {
+    fn apply(
+        &self,
+        ov: &mut Overlay<'_>,
+        meta: &EventMeta<'_>,
+        event: &DomainEvent,
+    ) -> Result<(), ProjectionError> {
         apply::apply(ov, meta, event)
     }
 }
@@ -80,6 +91,8 @@ impl Projection for EscalationProjection {
 mod tests {
     #[test]
     fn consumes_only_known_event_types() {
-        assert!(super::TYPES.iter().all(|t| sijil_domain::events::EVENT_TYPES.contains(t)));
+        assert!(super::TYPES
+            .iter()
+            .all(|t| sijil_domain::events::EVENT_TYPES.contains(t)));
     }
 }

@@ -2,7 +2,10 @@
 //! are built from.
 
 use serde::{Deserialize, Serialize};
-use sijil_domain::{AgentId, CaseId, Channel, CustomerId, Priority, SlaPolicy, SlaTarget, TeamId, Timestamp, WorkspaceId};
+use sijil_domain::{
+    AgentId, CaseId, Channel, CustomerId, Priority, SlaPolicy, SlaTarget, TeamId, Timestamp,
+    WorkspaceId,
+};
 
 /// Where a case is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
@@ -32,9 +35,12 @@ pub struct CaseRow {
     pub sla: SlaPolicy,
     pub opened_at: Timestamp,
     pub first_response_due: Timestamp,
-    /// Resolution due time (restarted when the case is reopened).
+    /// Resolution due time: opening + the policy's resolution minutes (kept across reopens,
+    /// as the domain's breach rule counts from the opening).
     pub resolution_due: Timestamp,
     pub first_response_at: Option<Timestamp>,
+    /// The first resolution (kept across reopens; it also meets the first-response target).
+    pub first_resolved_at: Option<Timestamp>,
     /// The last resolution, `None` while open.
     pub resolved_at: Option<Timestamp>,
     pub closed_at: Option<Timestamp>,
@@ -53,38 +59,69 @@ pub struct CaseRow {
 }
 
 impl CaseRow {
-    /// Whether the first-response target is met.
+    /// When the first-response target was met: the first response, or the first resolution
+    /// if that came earlier (the domain's rule).
+    pub fn first_response_met_at(&self) -> Option<Timestamp> {
+        match (self.first_response_at, self.first_resolved_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the first-response target is met (in time or late).
     pub fn first_response_met(&self) -> bool {
-        self.first_response_at.is_some()
+        self.first_response_met_at().is_some()
     }
 
-    /// The open targets, met or not yet, with due times: none unless the case is open.
-    fn unmet(&self) -> Vec<(SlaTarget, Timestamp)> {
-        if self.status != CaseStatus::Open {
-            return Vec::new();
+    /// The due time of a target.
+    pub fn due(&self, target: SlaTarget) -> Timestamp {
+        match target {
+            SlaTarget::FirstResponse => self.first_response_due,
+            SlaTarget::Resolution => self.resolution_due,
         }
-        let mut out = Vec::with_capacity(2);
-        if !self.first_response_met() {
-            out.push((SlaTarget::FirstResponse, self.first_response_due));
-        }
-        out.push((SlaTarget::Resolution, self.resolution_due));
-        out
     }
 
-    /// The next unmet target and its due time (the queue position), `None` unless open.
+    /// Whether a target was recorded as breached.
+    pub fn is_breached(&self, target: SlaTarget) -> bool {
+        match target {
+            SlaTarget::FirstResponse => self.breached_first_response,
+            SlaTarget::Resolution => self.breached_resolution,
+        }
+    }
+
+    /// The next unmet target of an open case and its due time (the queue position): the
+    /// first-response due time until the target is met, then the resolution due time.
     pub fn next_due(&self) -> Option<(SlaTarget, Timestamp)> {
-        self.unmet().into_iter().min_by_key(|(target, due)| (*due, *target))
+        if self.status != CaseStatus::Open {
+            return None;
+        }
+        if self.first_response_met() {
+            Some((SlaTarget::Resolution, self.resolution_due))
+        } else {
+            Some((SlaTarget::FirstResponse, self.first_response_due))
+        }
     }
 
-    /// Unmet targets not yet recorded as breached (what the breach checker watches).
+    /// Targets a breach may still be recorded for once their due time passes (what the breach
+    /// checker watches), mirroring the domain's rule: never on a closed case nor twice per
+    /// target; first response unless met by its due time (a late response still leaves it
+    /// breachable); resolution only while the case is open.
     pub fn watched_targets(&self) -> Vec<(SlaTarget, Timestamp)> {
-        self.unmet()
-            .into_iter()
-            .filter(|(target, _)| match target {
-                SlaTarget::FirstResponse => !self.breached_first_response,
-                SlaTarget::Resolution => !self.breached_resolution,
-            })
-            .collect()
+        let mut out = Vec::with_capacity(2);
+        if self.status == CaseStatus::Closed {
+            return out;
+        }
+        let fr_due = self.first_response_due;
+        let fr_in_time = self
+            .first_response_met_at()
+            .is_some_and(|met| met <= fr_due);
+        if !self.breached_first_response && !fr_in_time {
+            out.push((SlaTarget::FirstResponse, fr_due));
+        }
+        if self.status == CaseStatus::Open && !self.breached_resolution {
+            out.push((SlaTarget::Resolution, self.resolution_due));
+        }
+        out
     }
 
     /// Bit 0: first response breached; bit 1: resolution breached.
@@ -96,7 +133,11 @@ impl CaseRow {
     pub(crate) fn close_stint(&mut self, at: Timestamp) {
         if let Some(since) = self.level_since.take() {
             let spent = at.millis_since(since).max(0);
-            match self.time_at_level.iter_mut().find(|(level, _)| *level == self.level) {
+            match self
+                .time_at_level
+                .iter_mut()
+                .find(|(level, _)| *level == self.level)
+            {
                 Some((_, total)) => *total = total.saturating_add(spent),
                 None => {
                     self.time_at_level.push((self.level, spent));

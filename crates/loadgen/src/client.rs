@@ -1,0 +1,92 @@
+//! Owns talking GraphQL over HTTP to the server: one POST per operation with
+//! the bearer token, and the error code of a failed answer.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A GraphQL-over-HTTP client for one server and token.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+/// Why an operation failed: its `extensions.code`, `HTTP_<status>` or
+/// `TRANSPORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+impl Client {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str, token: &str) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Client {
+            http,
+            url: format!("{}/graphql", base.trim_end_matches('/')),
+            token: token.to_string(),
+        })
+    }
+
+    /// Runs `query` with `variables`; returns `data` and how long it took.
+    pub async fn run(&self, query: &str, variables: Value) -> (Result<Value, Failure>, Duration) {
+        let start = Instant::now();
+        let sent = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await;
+        let result = match sent {
+            Err(_) => Err(Failure("TRANSPORT".into())),
+            Ok(response) => {
+                let status = response.status();
+                match response.json::<Value>().await {
+                    Err(_) => Err(Failure(format!("HTTP_{}", status.as_u16()))),
+                    Ok(body) => outcome(status.as_u16(), body),
+                }
+            }
+        };
+        (result, start.elapsed())
+    }
+}
+
+/// `data` of a successful answer, or the code of its first error.
+fn outcome(status: u16, body: Value) -> Result<Value, Failure> {
+    if let Some(first) = body
+        .get("errors")
+        .and_then(|e| e.as_array())
+        .and_then(|a| a.first())
+    {
+        let code = first
+            .pointer("/extensions/code")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("HTTP_{status}"));
+        return Err(Failure(code));
+    }
+    match body.get("data") {
+        Some(data) if !data.is_null() => Ok(data.clone()),
+        _ => Err(Failure(format!("HTTP_{status}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_error_code_wins_and_data_is_returned() {
+        let body =
+            json!({"errors": [{"message": "x", "extensions": {"code": "CONFLICT"}}], "data": null});
+        assert_eq!(outcome(200, body), Err(Failure("CONFLICT".into())));
+        let body = json!({"data": {"a": 1}});
+        assert_eq!(outcome(200, body), Ok(json!({"a": 1})));
+        assert_eq!(outcome(413, json!({})), Err(Failure("HTTP_413".into())));
+    }
+}

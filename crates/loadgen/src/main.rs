@@ -1,0 +1,157 @@
+//! `sijil-load`: drives a running `sijil serve` over real HTTP and WebSocket
+//! with N concurrent clients for a set time or request count, and reports
+//! throughput, p50/p90/p99/p99.9 latency, errors by code and the server's RSS
+//! at the end, as a table and as JSON.
+//!
+//! Scenarios: `timeline` (page through random customers' timelines), `write`
+//! (record interactions and work cases, retrying conflicts), `mixed` (agents'
+//! 90/10 read/write), `audit` (tail `allEvents` from 0), `subscribe` (M live
+//! subscribers to `eventAppended` while N clients write; reports delivery lag).
+
+mod client;
+mod ops;
+mod scenarios;
+mod stats;
+mod ws;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+
+use crate::client::Client;
+use crate::scenarios::Shared;
+use crate::stats::{Recorder, Report};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Scenario {
+    Timeline,
+    Write,
+    Mixed,
+    Audit,
+    Subscribe,
+}
+
+/// Load generator for a running `sijil serve`.
+#[derive(Parser, Debug)]
+#[command(name = "sijil-load", version)]
+struct Args {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "SIJIL_URL")]
+    url: String,
+    /// Bearer token (a supervisor or admin token of the workspace to load).
+    #[arg(long, env = "SIJIL_TOKEN")]
+    token: String,
+    /// The workload.
+    #[arg(long, value_enum, default_value = "mixed")]
+    scenario: Scenario,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Stop after this many requests instead (still bounded by --duration).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Live subscribers (scenario `subscribe`).
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// How many customers to sample from the directory.
+    #[arg(long, default_value_t = 5000)]
+    customers: usize,
+    /// The server's process id, to report its resident memory at the end.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Seed of the clients' random choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    let client = Client::new(&args.url, &args.token)?;
+    let needs_customers = !matches!(args.scenario, Scenario::Audit);
+    let customers = if needs_customers {
+        let ids = scenarios::discover_customers(&client, args.customers)
+            .await
+            .context("reading the customer directory (is the server up, the token right, the store filled with `sijil demo`?)")?;
+        if ids.is_empty() {
+            bail!("the workspace has no customers; fill it first (sijil serve --demo)");
+        }
+        ids
+    } else {
+        Vec::new()
+    };
+    let duration = Duration::from_secs(args.duration.max(1));
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        client,
+        customers,
+        deadline: start + duration,
+        budget: args.requests.map(AtomicU64::new),
+        seq: AtomicU64::new(0),
+    });
+    let events_read = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    if let Scenario::Subscribe = args.scenario {
+        for _ in 0..args.subscribers {
+            tasks.push(tokio::spawn(scenarios::subscriber(
+                args.url.clone(),
+                args.token.clone(),
+                0,
+                start + duration,
+            )));
+        }
+        // Let the subscriptions start before the writes flow.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for i in 0..args.clients {
+        let seed = args.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let shared = Arc::clone(&shared);
+        tasks.push(match args.scenario {
+            Scenario::Timeline => tokio::spawn(scenarios::timeline(shared, seed)),
+            Scenario::Write | Scenario::Subscribe => tokio::spawn(scenarios::write(shared, seed)),
+            Scenario::Mixed => tokio::spawn(scenarios::mixed(shared, seed)),
+            Scenario::Audit => tokio::spawn(scenarios::audit(shared, Arc::clone(&events_read))),
+        });
+    }
+    let mut all = Recorder::default();
+    for task in tasks {
+        all.merge(task.await.context("a client task failed")?);
+    }
+    let elapsed = start.elapsed();
+    let mut notes = Vec::new();
+    if let Scenario::Audit = args.scenario {
+        let n = events_read.load(std::sync::atomic::Ordering::Relaxed);
+        notes.push(format!(
+            "events read: {n} ({:.0} events/s)",
+            n as f64 / elapsed.as_secs_f64()
+        ));
+    }
+    let report = Report {
+        scenario: format!("{:?}", args.scenario).to_lowercase(),
+        clients: args.clients,
+        seconds: elapsed.as_secs_f64(),
+        errors: all.errors(),
+        ops: all.report(elapsed),
+        server_rss_kib: args.server_pid.and_then(stats::rss_kib),
+        notes,
+    };
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

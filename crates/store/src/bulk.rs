@@ -1,0 +1,371 @@
+//! Owns bulk appends: many appends to many streams committed as one sled
+//! transaction and made durable by one flush, for loaders (the demo
+//! generator, migrations) that write far more than interactive callers.
+//!
+//! A bulk append follows exactly the rules of [`Store::append`]: the same
+//! input validation, the same expected-version checks, the same envelopes,
+//! positions and hash chains ([`crate::canonical`]). It differs in three ways:
+//! it is all-or-nothing over every append it holds; event ids that are
+//! already stored are refused rather than treated as a repeat (a loader
+//! knows what it wrote); and the caller may ask for each event's
+//! `recorded_at` to be its `occurred_at` ([`RecordedAt::OccurredAt`]), so a
+//! simulated history hashes the same whenever it is loaded.
+//!
+//! The transaction reads the log's end from `meta` like the single writer
+//! does, so a bulk append may run while the writer serves ordinary appends:
+//! sled serialises the two, and each flush covers everything committed
+//! before it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use crate::canonical::compute_hash;
+use crate::codec;
+use crate::error::StoreError;
+use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::layout::{decode_u64, position_key, stream_key, Head, META_LAST_POSITION};
+use crate::store::Store;
+use crate::validate;
+
+/// Most events one bulk append may hold (bounded so one transaction stays
+/// a reasonable amount of memory).
+pub const MAX_BULK_EVENTS: usize = 200_000;
+
+/// One stream's part of a bulk append: like the arguments of
+/// [`Store::append`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BulkAppend {
+    /// The stream, e.g. `customer-<uuid>`.
+    pub stream: String,
+    /// What the stream's version must be before these events (checked after
+    /// the earlier appends of the same bulk append are applied).
+    pub expected: ExpectedVersion,
+    /// The events, in order (1..=1000 per append, as for [`Store::append`]).
+    pub events: Vec<NewEvent>,
+}
+
+/// Where the `recorded_at` of bulk-appended events comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordedAt {
+    /// The store's clock when the bulk append is committed (like
+    /// [`Store::append`]).
+    StoreClock,
+    /// Each event's own `occurred_at`: for replaying a known history, so
+    /// the same history always gives the same hashes.
+    OccurredAt,
+}
+
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+pub(crate) fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+pub(crate) fn finish_tx<T>(
+    result: Result<T, TransactionError<StoreError>>,
+    operation: &'static str,
+) -> Result<T, StoreError> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::sled(operation, e),
+    })
+}
+
+/// The log's last position as `meta` records it, inside a transaction.
+pub(crate) fn tx_last_position(meta: &TransactionalTree) -> TxResult<u64> {
+    match meta.get(META_LAST_POSITION)? {
+        Some(bytes) => decode_u64(&bytes)
+            .ok_or_else(|| abort(StoreError::corrupt(0, "meta last_position is not 8 bytes"))),
+        None => Ok(0),
+    }
+}
+
+/// A stream's head inside a transaction, `None` if the stream has no events.
+pub(crate) fn tx_head(heads: &TransactionalTree, stream: &str) -> TxResult<Option<Head>> {
+    match heads.get(stream.as_bytes())? {
+        Some(bytes) => Ok(Some(Head::decode(stream, &bytes).map_err(abort)?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes one finished envelope and its `streams` and `event_ids` entries.
+/// The caller updates `heads` and `meta`.
+pub(crate) fn tx_put_event(
+    log: &TransactionalTree,
+    streams: &TransactionalTree,
+    event_ids: &TransactionalTree,
+    event: &RecordedEvent,
+) -> TxResult<()> {
+    let envelope = codec::encode(event).map_err(abort)?;
+    let position_bytes = event.position.to_be_bytes();
+    log.insert(&position_key(event.position), envelope)?;
+    streams.insert(stream_key(&event.stream_id, event.version), &position_bytes)?;
+    event_ids.insert(event.event_id.as_bytes(), &position_bytes)?;
+    Ok(())
+}
+
+/// The store's clock: unix milliseconds UTC (0 before 1970).
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Checks a bulk append before the transaction: every append as
+/// [`Store::append`] would, the total size, and ids unique across appends.
+fn check(appends: &[BulkAppend]) -> Result<(), StoreError> {
+    let total: usize = appends.iter().map(|a| a.events.len()).sum();
+    if total > MAX_BULK_EVENTS {
+        return Err(StoreError::Invalid(format!(
+            "a bulk append holds at most {MAX_BULK_EVENTS} events, got {total}"
+        )));
+    }
+    let mut seen = HashSet::with_capacity(total);
+    for append in appends {
+        validate::batch(&append.stream, &append.events)?;
+        for event in &append.events {
+            if !seen.insert(event.event_id) {
+                return Err(StoreError::Invalid(format!(
+                    "event id {} appears twice in one bulk append",
+                    event.event_id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Appends every stream's events of `appends`, in order, as one
+    /// transaction, flushes once, and returns one result per append.
+    ///
+    /// All or nothing: if any append's expected version does not hold, or
+    /// any event id is already stored, nothing is written. Blocking (it
+    /// flushes); call it from a blocking context.
+    pub fn append_bulk(
+        &self,
+        appends: &[BulkAppend],
+        recorded_at: RecordedAt,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        check(appends)?;
+        if appends.is_empty() {
+            return Ok(Vec::new());
+        }
+        let clock = now_millis();
+        let trees = self.trees();
+        let outcome = (
+            &trees.log,
+            &trees.streams,
+            &trees.heads,
+            &trees.event_ids,
+            &trees.meta,
+        )
+            .transaction(|(log, streams, heads, event_ids, meta)| {
+                let last = tx_last_position(meta)?;
+                if log.get(position_key(last + 1))?.is_some() {
+                    return Err(abort(StoreError::corrupt(
+                        last + 1,
+                        format!("meta says the log ends at {last}, but position {} is taken", last + 1),
+                    )));
+                }
+                let mut cache: HashMap<&str, Option<Head>> = HashMap::new();
+                let mut position = last;
+                let mut results = Vec::with_capacity(appends.len());
+                for append in appends {
+                    let stream = append.stream.as_str();
+                    let head = match cache.get(stream) {
+                        Some(head) => *head,
+                        None => tx_head(heads, stream)?,
+                    };
+                    let actual = head.map(|h| h.version);
+                    if !append.expected.matches(actual) {
+                        return Err(abort(StoreError::Conflict {
+                            stream: stream.to_owned(),
+                            expected: append.expected,
+                            actual,
+                        }));
+                    }
+                    let first_position = position + 1;
+                    let mut prev_hash = head.map_or([0; 32], |h| h.hash);
+                    let mut version = actual.unwrap_or(0);
+                    for new in &append.events {
+                        if event_ids.get(new.event_id.as_bytes())?.is_some() {
+                            return Err(abort(StoreError::IdempotencyMismatch {
+                                event_id: new.event_id,
+                            }));
+                        }
+                        position += 1;
+                        version += 1;
+                        let mut event = RecordedEvent {
+                            position,
+                            stream_id: stream.to_owned(),
+                            version,
+                            event_id: new.event_id,
+                            workspace_id: new.workspace_id,
+                            event_type: new.event_type.clone(),
+                            schema_version: new.schema_version,
+                            occurred_at: new.occurred_at,
+                            recorded_at: match recorded_at {
+                                RecordedAt::StoreClock => clock,
+                                RecordedAt::OccurredAt => new.occurred_at,
+                            },
+                            actor: new.actor.clone(),
+                            on_behalf_of: new.on_behalf_of.clone(),
+                            correlation_id: new.correlation_id,
+                            causation_id: new.causation_id,
+                            payload: new.payload.clone(),
+                            prev_hash,
+                            hash: [0; 32],
+                        };
+                        event.hash = compute_hash(&event);
+                        prev_hash = event.hash;
+                        tx_put_event(log, streams, event_ids, &event)?;
+                    }
+                    cache.insert(
+                        stream,
+                        Some(Head {
+                            version,
+                            hash: prev_hash,
+                            position,
+                        }),
+                    );
+                    results.push(AppendResult {
+                        first_position,
+                        last_position: position,
+                        next_version: version + 1,
+                    });
+                }
+                for (stream, head) in &cache {
+                    if let Some(head) = head {
+                        heads.insert(stream.as_bytes(), &head.encode()[..])?;
+                    }
+                }
+                meta.insert(META_LAST_POSITION, &position.to_be_bytes())?;
+                Ok((results, position))
+            });
+        let (results, last) = finish_tx(outcome, "bulk append")?;
+        self.sync_to_disk()?;
+        self.durable().advance(last);
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Direction;
+
+    fn event(n: u128, at: i64) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::from_u128(n),
+            workspace_id: Uuid::from_u128(9),
+            event_type: "Tested".into(),
+            schema_version: 1,
+            occurred_at: at,
+            actor: "system:test".into(),
+            on_behalf_of: None,
+            correlation_id: None,
+            causation_id: None,
+            payload: vec![0x90],
+        }
+    }
+
+    use uuid::Uuid;
+
+    fn append(stream: &str, expected: ExpectedVersion, ids: &[u128]) -> BulkAppend {
+        BulkAppend {
+            stream: stream.into(),
+            expected,
+            events: ids.iter().map(|&n| event(n, 1000 + n as i64)).collect(),
+        }
+    }
+
+    #[test]
+    fn given_many_streams_when_bulk_appended_then_chains_verify_and_times_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let results = store
+            .append_bulk(
+                &[
+                    append("a", ExpectedVersion::NoStream, &[1, 2]),
+                    append("b", ExpectedVersion::NoStream, &[3]),
+                    append("a", ExpectedVersion::Exact(2), &[4]),
+                ],
+                RecordedAt::OccurredAt,
+            )
+            .expect("bulk");
+        assert_eq!(results[2].first_position, 4);
+        assert_eq!(results[2].next_version, 4);
+        assert_eq!(store.head_position(), 4);
+        let a = store
+            .read_stream("a", 1, Direction::Forward, 10)
+            .expect("read");
+        assert_eq!(a.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(a.iter().all(|e| e.recorded_at == e.occurred_at));
+        assert!(store.verify().expect("verify").is_ok());
+    }
+
+    #[test]
+    fn given_a_wrong_expectation_when_bulk_appended_then_nothing_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let err = store
+            .append_bulk(
+                &[
+                    append("a", ExpectedVersion::NoStream, &[1]),
+                    append("a", ExpectedVersion::NoStream, &[2]),
+                ],
+                RecordedAt::StoreClock,
+            )
+            .expect_err("conflict");
+        assert_eq!(err.code(), "CONFLICT");
+        assert_eq!(store.head_position(), 0);
+        assert_eq!(store.read_all(1, 10, None).expect("read").len(), 0);
+    }
+
+    #[test]
+    fn given_a_stored_id_when_bulk_appended_again_then_it_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store
+            .append_bulk(&[append("a", ExpectedVersion::Any, &[1])], RecordedAt::OccurredAt)
+            .expect("first");
+        let err = store
+            .append_bulk(&[append("b", ExpectedVersion::Any, &[1])], RecordedAt::OccurredAt)
+            .expect_err("reused id");
+        assert_eq!(err.code(), "IDEMPOTENCY_MISMATCH");
+        let err = store
+            .append_bulk(
+                &[
+                    append("c", ExpectedVersion::Any, &[5]),
+                    append("d", ExpectedVersion::Any, &[5]),
+                ],
+                RecordedAt::OccurredAt,
+            )
+            .expect_err("twice in one bulk");
+        assert_eq!(err.code(), "VALIDATION");
+        assert_eq!(store.head_position(), 1);
+    }
+
+    #[test]
+    fn given_the_same_history_when_bulk_appended_twice_then_hashes_are_equal() {
+        let hashes = || {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .append_bulk(&[append("a", ExpectedVersion::Any, &[1, 2, 3])], RecordedAt::OccurredAt)
+                .expect("bulk");
+            store
+                .read_all(1, 10, None)
+                .expect("read")
+                .into_iter()
+                .map(|e| e.hash)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hashes(), hashes());
+    }
+}
