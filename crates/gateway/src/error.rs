@@ -45,11 +45,13 @@ pub enum ApiError {
         reason: &'static str,
         field: Option<String>,
     },
-    #[error("version conflict on {stream}: expected {expected}, actual {actual}")]
+    #[error("version conflict on {stream}: expected version {expected}, actual version {actual}")]
     Conflict {
         stream: String,
-        expected: String,
-        actual: String,
+        /// The version the caller expected (0: no events yet).
+        expected: u64,
+        /// The stream's version (0: no events yet).
+        actual: u64,
     },
     #[error("too many requests; retry after {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
@@ -108,8 +110,8 @@ impl ErrorExtensions for ApiError {
                     actual,
                 } => {
                     ext.set("stream", stream.as_str());
-                    ext.set("expected", expected.as_str());
-                    ext.set("actual", actual.as_str());
+                    ext.set("expected", *expected);
+                    ext.set("actual", *actual);
                 }
                 ApiError::RateLimited { retry_after_ms } => {
                     ext.set("retryAfterMs", *retry_after_ms);

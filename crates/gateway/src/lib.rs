@@ -1,5 +1,23 @@
 //! The sijil gateway: the GraphQL schema (one Query/Mutation/Subscription object per area,
 //! merged), authentication and roles, limits, and the axum server that serves it all.
+//!
+//! The `sijil` binary builds a [`Gateway`] over a store and its running projections and serves
+//! [`Gateway::router`]; [`sdl`] is the schema it serves.
 
 pub mod auth;
+pub mod bus;
+pub mod codes;
+pub mod context;
 pub mod error;
+pub mod gateway;
+pub mod limits;
+pub mod schema;
+pub mod server;
+pub mod telemetry;
+pub mod time;
+
+pub use auth::{AuthError, Permission, Principal, Role, TokenRecord, TokenStore};
+pub use error::{ApiError, ErrorCode};
+pub use gateway::{Gateway, GatewayError};
+pub use limits::GatewayConfig;
+pub use schema::{sdl, SijilSchema};

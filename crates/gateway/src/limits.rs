@@ -96,6 +96,9 @@ mod tests {
         assert!(limiter.check(t).is_ok());
         assert!(limiter.check(t).is_ok());
         assert!(limiter.check(t).is_err());
-        assert!(limiter.check(Uuid::now_v7()).is_ok(), "other tokens unaffected");
+        assert!(
+            limiter.check(Uuid::now_v7()).is_ok(),
+            "other tokens unaffected"
+        );
     }
 }

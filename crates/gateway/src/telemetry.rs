@@ -48,6 +48,8 @@ struct Inner {
     /// (kind, outcome) → count; kind is query/mutation/subscription/http, outcome a code or "ok".
     requests: Mutex<BTreeMap<(String, String), u64>>,
     latency: Histogram,
+    /// Time from handing events to the store to their durable acknowledgement.
+    append: Histogram,
     gauges: Mutex<Vec<(String, String, GaugeFn)>>,
 }
 
@@ -55,9 +57,15 @@ impl Telemetry {
     /// Counts one request and its latency.
     pub fn record(&self, kind: &str, outcome: &str, latency: Duration) {
         if let Ok(mut map) = self.inner.requests.lock() {
-            *map.entry((kind.to_owned(), outcome.to_owned())).or_insert(0) += 1;
+            *map.entry((kind.to_owned(), outcome.to_owned()))
+                .or_insert(0) += 1;
         }
         self.inner.latency.observe(latency);
+    }
+
+    /// Records how long one append took to become durable.
+    pub fn record_append(&self, latency: Duration) {
+        self.inner.append.observe(latency);
     }
 
     /// Registers a gauge family read at scrape time; the function returns (labels, value).
@@ -85,28 +93,17 @@ impl Telemetry {
                 );
             }
         }
-        let h = &self.inner.latency;
-        out.push_str("# HELP sijil_request_duration_seconds GraphQL request latency.\n");
-        out.push_str("# TYPE sijil_request_duration_seconds histogram\n");
-        let mut cumulative = 0u64;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            cumulative += h.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "sijil_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        cumulative += h.overflow.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "sijil_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        render_histogram(
+            &mut out,
+            "sijil_request_duration_seconds",
+            "GraphQL request latency.",
+            &self.inner.latency,
         );
-        let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "sijil_request_duration_seconds_sum {sum}");
-        let _ = writeln!(
-            out,
-            "sijil_request_duration_seconds_count {}",
-            h.total.load(Ordering::Relaxed)
+        render_histogram(
+            &mut out,
+            "sijil_append_duration_seconds",
+            "Latency of appends until durable (the write path of mutations).",
+            &self.inner.append,
         );
         if let Ok(gauges) = self.inner.gauges.lock() {
             for (name, help, read) in gauges.iter() {
@@ -121,5 +118,39 @@ impl Telemetry {
             }
         }
         out
+    }
+}
+
+fn render_histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cumulative = 0u64;
+    for (i, bound) in BUCKETS.iter().enumerate() {
+        cumulative += h.counts[i].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    cumulative += h.overflow.load(Ordering::Relaxed);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {}", h.total.load(Ordering::Relaxed));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let t = Telemetry::default();
+        t.record("query", "ok", Duration::from_millis(3));
+        t.record("query", "ok", Duration::from_secs(9));
+        t.record_append(Duration::from_micros(400));
+        t.gauge("g", "a gauge", || vec![("p=\"x\"".to_owned(), 2.0)]);
+        let text = t.render();
+        assert!(text.contains("sijil_requests_total{kind=\"query\",outcome=\"ok\"} 2"));
+        assert!(text.contains("sijil_request_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("sijil_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("sijil_append_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("g{p=\"x\"} 2"));
     }
 }

@@ -1,0 +1,485 @@
+//! The command bus: runs one domain command end to end. Loads the aggregate from its stream,
+//! asks the pure `decide`, appends the events with optimistic concurrency, and retries on a
+//! concurrent write when the caller did not pin a version. Also the home of safe retries with a
+//! `clientMutationId`: event ids are minted from a record written before the append, so a retry
+//! after a lost acknowledgement finds the stored events instead of writing them twice.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sijil_domain::aggregates::customer::CustomerAggregate;
+use sijil_domain::commands::{Aggregate, CustomerStatus};
+use sijil_domain::{CustomerId, DomainError, DomainEvent, StreamRef};
+use sijil_store::projections::codec::{decode_event, encode_event};
+use sijil_store::{Direction, ExpectedVersion, NewEvent, Store, StoreError};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Who is acting, for whom, in which workspace.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub workspace_id: Uuid,
+    /// Recorded on every event, e.g. `token:<id>`.
+    pub actor: String,
+    /// The person the actor works for, when it is a service account acting for someone.
+    pub on_behalf_of: Option<String>,
+    pub correlation_id: Option<Uuid>,
+}
+
+/// What a command did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub stream_id: String,
+    /// The stream's version after the command (unchanged when it emitted nothing).
+    pub version: u64,
+    /// Positions of the appended events; `None` when the command emitted nothing.
+    pub first_position: Option<u64>,
+    pub last_position: Option<u64>,
+    /// Whether this is the stored result of an earlier try with the same `clientMutationId`.
+    pub replayed: bool,
+}
+
+/// Errors of the bus, mapped onto API codes.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("version conflict on {stream}: expected {expected}, actual {actual:?}")]
+    Conflict {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: Option<u64>,
+    },
+    #[error("clientMutationId `{0}` was already used for a different request")]
+    MutationIdReused(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("stored event does not decode: {0}")]
+    Decode(String),
+}
+
+impl From<BusError> for ApiError {
+    fn from(err: BusError) -> ApiError {
+        match err {
+            BusError::Domain(e) => match e.kind() {
+                sijil_domain::error::ErrorKind::NotFound => ApiError::NotFound(e.to_string()),
+                _ => ApiError::Validation {
+                    message: e.to_string(),
+                    reason: e.code(),
+                    field: None,
+                },
+            },
+            BusError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => ApiError::Conflict {
+                stream,
+                expected: match expected {
+                    ExpectedVersion::Exact(v) => v,
+                    ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+                },
+                actual: actual.unwrap_or(0),
+            },
+            BusError::MutationIdReused(_) => ApiError::Validation {
+                message: err.to_string(),
+                reason: "CLIENT_MUTATION_ID_REUSED",
+                field: Some("clientMutationId".to_owned()),
+            },
+            BusError::NotFound(what) => ApiError::NotFound(what),
+            BusError::Store(StoreError::Invalid(msg)) => ApiError::validation(msg, "INVALID_INPUT"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// How often a command is retried on a concurrent write when no version was pinned.
+const MAX_ATTEMPTS: usize = 8;
+
+/// A record of a mutation with a client-chosen id, written just before its append.
+#[derive(Serialize, Deserialize)]
+struct MutationRecord {
+    request_hash: [u8; 32],
+    base_event_id: Uuid,
+    stream_id: String,
+    object_id: Option<Uuid>,
+}
+
+/// A client's retry key and the fingerprint of its request (the mutation's name and input,
+/// never the server's clock).
+#[derive(Clone, Copy, Debug)]
+pub struct Retry<'a> {
+    pub client_mutation_id: &'a str,
+    pub request: &'a [u8],
+}
+
+impl Retry<'_> {
+    fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.request).into()
+    }
+}
+
+/// What an earlier call with the same `clientMutationId` recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recalled {
+    /// The id minted for the object the mutation created, if it created one.
+    pub object_id: Option<Uuid>,
+    pub stream_id: String,
+    pub base_event_id: Uuid,
+}
+
+/// Runs commands against the store.
+#[derive(Clone)]
+pub struct CommandBus {
+    store: Store,
+    mutations: sled::Tree,
+}
+
+impl CommandBus {
+    /// A bus over `store`, keeping its `clientMutationId` records in the store's database.
+    pub fn new(store: Store) -> Result<CommandBus, BusError> {
+        let mutations = store
+            .db()
+            .open_tree("gateway/mutations")
+            .map_err(|e| StoreError::Io {
+                operation: "open mutations tree",
+                detail: e.to_string(),
+            })?;
+        Ok(CommandBus { store, mutations })
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Loads an aggregate's state and version from its stream. A stream that belongs to another
+    /// workspace reads as absent.
+    pub fn load<A: Aggregate>(
+        &self,
+        workspace: Uuid,
+        stream: &StreamRef,
+    ) -> Result<(A::State, Option<u64>), BusError> {
+        let id = stream.stream_id();
+        let mut state = A::State::default();
+        let mut version = None;
+        let mut from = 1;
+        loop {
+            let batch = self
+                .store
+                .read_stream(&id, from, Direction::Forward, 1000)?;
+            let Some(last) = batch.last() else { break };
+            from = last.version + 1;
+            for recorded in &batch {
+                if recorded.workspace_id != workspace {
+                    return Ok((A::State::default(), None));
+                }
+                let event = decode_event(recorded).map_err(|e| BusError::Decode(e.to_string()))?;
+                state = A::evolve(state, &event);
+                version = Some(recorded.version);
+            }
+            if batch.len() < 1000 {
+                break;
+            }
+        }
+        Ok((state, version))
+    }
+
+    /// A customer's status as other aggregates' commands need it.
+    pub fn customer_status(
+        &self,
+        workspace: Uuid,
+        customer: CustomerId,
+    ) -> Result<CustomerStatus, BusError> {
+        let (state, _) =
+            self.load::<CustomerAggregate>(workspace, &StreamRef::Customer(customer))?;
+        Ok(state.status())
+    }
+
+    /// What an earlier call with the same `clientMutationId` recorded, if any: the object id
+    /// it minted and its event ids. The same id with a different request is refused
+    /// (`MutationIdReused`), so a client cannot mistake one mutation's result for another's.
+    pub fn recall(&self, actor: &Actor, retry: &Retry<'_>) -> Result<Option<Recalled>, BusError> {
+        let key = mutation_key(actor, retry.client_mutation_id);
+        let Some(bytes) = self
+            .mutations
+            .get(&key)
+            .map_err(io("read mutation record"))?
+        else {
+            return Ok(None);
+        };
+        let record: MutationRecord =
+            rmp_serde::from_slice(&bytes).map_err(|e| BusError::Decode(e.to_string()))?;
+        if record.request_hash != retry.hash() {
+            return Err(BusError::MutationIdReused(
+                retry.client_mutation_id.chars().take(100).collect(),
+            ));
+        }
+        Ok(Some(Recalled {
+            object_id: record.object_id,
+            stream_id: record.stream_id,
+            base_event_id: record.base_event_id,
+        }))
+    }
+
+    /// Runs `command` on the aggregate at `stream`.
+    ///
+    /// `expected` pins the stream version the caller saw (a mismatch is a conflict, never
+    /// retried); without it a concurrent write makes the bus reload and decide again.
+    /// `retry` makes the call safe to repeat: the same `clientMutationId` with the same request
+    /// fingerprint returns the first call's outcome, writing nothing. The record of a call is
+    /// written only once its command was accepted, so refused input leaves no trace;
+    /// `object_id` (the id the mutation minted for a new object) is kept in it for
+    /// [`recall`](Self::recall).
+    pub async fn execute<A: Aggregate>(
+        &self,
+        actor: &Actor,
+        stream: StreamRef,
+        command: A::Command,
+        expected: Option<u64>,
+        retry: Option<Retry<'_>>,
+        object_id: Option<Uuid>,
+    ) -> Result<Outcome, BusError> {
+        let stream_id = stream.stream_id();
+        let mut base_id = Uuid::now_v7();
+        let mut recorded = false;
+        if let Some(retry) = &retry {
+            if let Some(earlier) = self.recall(actor, retry)? {
+                if earlier.stream_id != stream_id {
+                    return Err(BusError::MutationIdReused(
+                        retry.client_mutation_id.chars().take(100).collect(),
+                    ));
+                }
+                if let Some(outcome) = self.replay(&earlier)? {
+                    return Ok(outcome);
+                }
+                base_id = earlier.base_event_id;
+                recorded = true;
+            }
+        }
+
+        let mut last_conflict = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (state, version) = self.load::<A>(actor.workspace_id, &stream)?;
+            if let Some(pinned) = expected {
+                if version.unwrap_or(0) != pinned {
+                    return Err(BusError::Conflict {
+                        stream: stream_id,
+                        expected: ExpectedVersion::Exact(pinned),
+                        actual: version,
+                    });
+                }
+            }
+            if version.is_none() && self.store.stream_version(&stream_id)?.is_some() {
+                // The id is taken in another workspace: refuse without saying more.
+                return Err(BusError::NotFound(format!("stream {stream_id}")));
+            }
+            let events = A::decide(&state, command.clone())?;
+            if events.is_empty() {
+                return Ok(Outcome {
+                    stream_id,
+                    version: version.unwrap_or(0),
+                    first_position: None,
+                    last_position: None,
+                    replayed: false,
+                });
+            }
+            if let (Some(retry), false) = (&retry, recorded) {
+                let record = MutationRecord {
+                    request_hash: retry.hash(),
+                    base_event_id: base_id,
+                    stream_id: stream_id.clone(),
+                    object_id,
+                };
+                let bytes = rmp_serde::to_vec_named(&record)
+                    .map_err(|e| BusError::Decode(e.to_string()))?;
+                // Not flushed here: the append's own flush makes the whole database durable,
+                // this record included, before anything is acknowledged.
+                self.mutations
+                    .insert(mutation_key(actor, retry.client_mutation_id), bytes)
+                    .map_err(io("write mutation record"))?;
+                recorded = true;
+            }
+            let new_events = self.to_new_events(actor, &events, base_id)?;
+            let expectation = match version {
+                Some(v) => ExpectedVersion::Exact(v),
+                None => ExpectedVersion::NoStream,
+            };
+            match self.store.append(&stream_id, expectation, new_events).await {
+                Ok(result) => {
+                    return Ok(Outcome {
+                        stream_id,
+                        version: result.next_version.saturating_sub(1),
+                        first_position: Some(result.first_position),
+                        last_position: Some(result.last_position),
+                        replayed: false,
+                    })
+                }
+                Err(StoreError::Conflict {
+                    stream,
+                    expected: seen,
+                    actual,
+                }) => {
+                    let conflict = BusError::Conflict {
+                        stream,
+                        expected: seen,
+                        actual,
+                    };
+                    if expected.is_some() {
+                        return Err(conflict);
+                    }
+                    // Someone wrote between our read and our append: decide again on the
+                    // newer state, after a short, growing pause.
+                    last_conflict = Some(conflict);
+                    let pause = 200 * (u64::try_from(attempt).unwrap_or(0) + 1);
+                    tokio::time::sleep(Duration::from_micros(pause)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last_conflict.unwrap_or(BusError::NotFound(stream_id)))
+    }
+
+    /// The stored outcome of an earlier try, if its events are in the store.
+    fn replay(&self, record: &Recalled) -> Result<Option<Outcome>, BusError> {
+        let Some(first) = self.store.event_position(record.base_event_id)? else {
+            return Ok(None);
+        };
+        let mut last = first;
+        let mut version = 0;
+        for i in 0..=255u8 {
+            let id = derive_event_id(record.base_event_id, i);
+            match self.store.event_position(id)? {
+                Some(pos) => last = last.max(pos),
+                None => break,
+            }
+        }
+        if let Some(events) = self.store.read_all(last, 1, None)?.first() {
+            version = events.version;
+        }
+        Ok(Some(Outcome {
+            stream_id: record.stream_id.clone(),
+            version,
+            first_position: Some(first),
+            last_position: Some(last),
+            replayed: true,
+        }))
+    }
+
+    fn to_new_events(
+        &self,
+        actor: &Actor,
+        events: &[DomainEvent],
+        base_id: Uuid,
+    ) -> Result<Vec<NewEvent>, BusError> {
+        let mut out = Vec::with_capacity(events.len());
+        let mut previous = None;
+        for (i, event) in events.iter().enumerate() {
+            let index = u8::try_from(i).map_err(|_| {
+                BusError::Decode("a command emitted more than 256 events".to_owned())
+            })?;
+            let event_id = derive_event_id(base_id, index);
+            out.push(NewEvent {
+                event_id,
+                workspace_id: actor.workspace_id,
+                event_type: event.event_type().to_owned(),
+                schema_version: event.schema_version(),
+                occurred_at: event.occurred_at().millis(),
+                actor: actor.actor.clone(),
+                on_behalf_of: actor.on_behalf_of.clone(),
+                correlation_id: actor.correlation_id.or(Some(base_id)),
+                causation_id: previous,
+                payload: encode_event(event),
+            });
+            previous = Some(event_id);
+        }
+        Ok(out)
+    }
+}
+
+/// The i-th event id of a command: the base id with its last byte mixed with `i`, keeping the
+/// UUID's version (7) and variant bits, so retries mint the same ids.
+pub fn derive_event_id(base: Uuid, index: u8) -> Uuid {
+    if index == 0 {
+        return base;
+    }
+    let mut bytes = *base.as_bytes();
+    bytes[15] ^= index;
+    bytes[14] = bytes[14].wrapping_add(index.rotate_left(3));
+    Uuid::from_bytes(bytes)
+}
+
+fn mutation_key(actor: &Actor, client_mutation_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + actor.actor.len() + client_mutation_id.len() + 2);
+    key.extend_from_slice(actor.workspace_id.as_bytes());
+    key.extend_from_slice(actor.actor.as_bytes());
+    key.push(0);
+    key.extend_from_slice(client_mutation_id.as_bytes());
+    key
+}
+
+fn io(operation: &'static str) -> impl Fn(sled::Error) -> BusError {
+    move |e| {
+        BusError::Store(StoreError::Io {
+            operation,
+            detail: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_event_ids_stay_v7_and_distinct() {
+        let base = Uuid::now_v7();
+        let ids: Vec<Uuid> = (0..=255u8).map(|i| derive_event_id(base, i)).collect();
+        assert_eq!(ids[0], base);
+        for id in &ids {
+            assert_eq!(id.get_version_num(), 7);
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        }
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        assert_eq!(derive_event_id(base, 9), derive_event_id(base, 9));
+    }
+
+    #[test]
+    fn mutation_keys_separate_workspaces_actors_and_ids() {
+        let actor = |ws: Uuid, who: &str| Actor {
+            workspace_id: ws,
+            actor: who.to_owned(),
+            on_behalf_of: None,
+            correlation_id: None,
+        };
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let key = mutation_key(&actor(a, "token:1"), "m-1");
+        assert_ne!(key, mutation_key(&actor(b, "token:1"), "m-1"));
+        assert_ne!(key, mutation_key(&actor(a, "token:2"), "m-1"));
+        assert_ne!(key, mutation_key(&actor(a, "token:1"), "m-2"));
+        // The separator keeps `token:1` + `0m` apart from `token:10` + `m`.
+        assert_ne!(
+            mutation_key(&actor(a, "token:1"), "0m"),
+            mutation_key(&actor(a, "token:10"), "m")
+        );
+    }
+
+    #[test]
+    fn retry_fingerprints_differ_with_the_request() {
+        let r1 = Retry {
+            client_mutation_id: "x",
+            request: b"one",
+        };
+        let r2 = Retry {
+            client_mutation_id: "x",
+            request: b"two",
+        };
+        assert_ne!(r1.hash(), r2.hash());
+        assert_eq!(r1.hash(), r1.hash());
+    }
+}

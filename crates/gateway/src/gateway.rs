@@ -1,0 +1,175 @@
+//! [`Gateway`]: the one value the `sijil` binary builds. It ties the store, the running
+//! projections, the token store, the schema, the limits and the metrics together and hands out
+//! the axum router of the whole HTTP surface.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use sijil_store::projections::{ProjectionState, Projections};
+use sijil_store::Store;
+
+use crate::auth::{AuthError, TokenStore};
+use crate::bus::{BusError, CommandBus};
+use crate::context::Shared;
+use crate::limits::{GatewayConfig, RateLimiter};
+use crate::schema::{self, SijilSchema};
+use crate::server::{self, HttpState};
+use crate::telemetry::Telemetry;
+
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("token store: {0}")]
+    Tokens(#[from] AuthError),
+    #[error("command bus: {0}")]
+    Bus(#[from] BusError),
+}
+
+impl GatewayError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::Tokens(_) => "TOKEN_STORE",
+            GatewayError::Bus(_) => "COMMAND_BUS",
+        }
+    }
+}
+
+/// The GraphQL gateway of one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    schema: SijilSchema,
+    tokens: TokenStore,
+    telemetry: Telemetry,
+    limiter: Arc<RateLimiter>,
+    config: GatewayConfig,
+    ready: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// A gateway over `store` and its running `projections`.
+    pub fn new(
+        store: Store,
+        projections: Arc<Projections>,
+        config: GatewayConfig,
+    ) -> Result<Gateway, GatewayError> {
+        let tokens = TokenStore::open(store.db())?;
+        let bus = CommandBus::new(store.clone())?;
+        let telemetry = Telemetry::default();
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            projections: Arc::clone(&projections),
+            bus,
+            config: config.clone(),
+            telemetry: telemetry.clone(),
+        });
+        let schema = schema::build(Arc::clone(&shared), &config);
+        register_gauges(&telemetry, &store, &projections);
+        Ok(Gateway {
+            inner: Arc::new(Inner {
+                schema,
+                tokens,
+                telemetry,
+                limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+                config,
+                ready: Arc::new(AtomicBool::new(false)),
+                shared,
+            }),
+        })
+    }
+
+    /// The API tokens.
+    pub fn tokens(&self) -> &TokenStore {
+        &self.inner.tokens
+    }
+
+    /// The executable schema (for in-process use and tests).
+    pub fn schema(&self) -> &SijilSchema {
+        &self.inner.schema
+    }
+
+    /// The server's metrics.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.inner.config
+    }
+
+    /// Says whether `/readyz` may answer ready (it also requires no projection to have
+    /// stopped on an error).
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::Release);
+    }
+
+    /// The whole HTTP surface.
+    pub fn router(&self) -> axum::Router {
+        let flag = Arc::clone(&self.inner.ready);
+        let projections = Arc::clone(&self.inner.shared.projections);
+        server::router(HttpState {
+            schema: self.inner.schema.clone(),
+            tokens: self.inner.tokens.clone(),
+            telemetry: self.inner.telemetry.clone(),
+            limiter: Arc::clone(&self.inner.limiter),
+            config: self.inner.config.clone(),
+            ready: Arc::new(move || {
+                flag.load(Ordering::Acquire)
+                    && projections
+                        .status()
+                        .iter()
+                        .all(|s| !matches!(s.state, ProjectionState::Failed { .. }))
+            }),
+        })
+    }
+}
+
+fn register_gauges(telemetry: &Telemetry, store: &Store, projections: &Arc<Projections>) {
+    let head_store = store.clone();
+    telemetry.gauge(
+        "sijil_log_head_position",
+        "The last durable position of the event log.",
+        move || vec![(String::new(), head_store.head_position() as f64)],
+    );
+    let applied = Arc::clone(projections);
+    telemetry.gauge(
+        "sijil_projection_applied_position",
+        "The last log position each projection has applied.",
+        move || {
+            applied
+                .status()
+                .iter()
+                .map(|s| {
+                    (
+                        format!("projection=\"{}\"", s.name),
+                        s.applied_position as f64,
+                    )
+                })
+                .collect()
+        },
+    );
+    let lag = Arc::clone(projections);
+    let lag_store = store.clone();
+    telemetry.gauge(
+        "sijil_projection_lag_events",
+        "Events appended but not yet applied, per projection.",
+        move || {
+            let head = lag_store.head_position();
+            lag.status()
+                .iter()
+                .map(|s| {
+                    (
+                        format!("projection=\"{}\"", s.name),
+                        head.saturating_sub(s.applied_position) as f64,
+                    )
+                })
+                .collect()
+        },
+    );
+}

@@ -1,0 +1,163 @@
+//! Erasure on the raw-event surface: the log keeps every event as written, but once a customer
+//! is forgotten their personal text must not be readable anywhere. Payloads of events about a
+//! forgotten customer (found directly, or through the case or follow-up stream the event
+//! belongs to) are shown with their personal fields replaced by `[erased]`; ids, times,
+//! scores, channels and levels (the facts of service) stay.
+
+use serde_json::Value;
+use sijil_domain as d;
+use sijil_store::projections::{decode_event, directory};
+use sijil_store::{Direction, RecordedEvent};
+
+use crate::context::Shared;
+
+/// What replaces personal text.
+pub const ERASED: &str = "[erased]";
+
+/// Payload fields that hold personal data.
+const PERSONAL: &[&str] = &[
+    "display_name",
+    "reference",
+    "contact_points",
+    "contact_point",
+    "summary",
+    "text",
+    "comment",
+    "note",
+    "reason",
+    "resolution",
+    "root_cause",
+    "outcome",
+    "recording_ref",
+    "subject",
+];
+
+/// The customer an event is about, if any.
+fn customer_of(
+    shared: &Shared,
+    event: &RecordedEvent,
+    domain: &d::DomainEvent,
+) -> Option<d::CustomerId> {
+    use d::DomainEvent as E;
+    match domain {
+        E::CustomerRegistered(e) => Some(e.customer_id),
+        E::CustomerProfileUpdated(e) => Some(e.customer_id),
+        E::ContactPointAdded(e) => Some(e.customer_id),
+        E::ContactPointRemoved(e) => Some(e.customer_id),
+        E::CustomerPreferencesChanged(e) => Some(e.customer_id),
+        E::CustomerMerged(e) => Some(e.customer_id),
+        E::CustomerForgotten(e) => Some(e.customer_id),
+        E::InteractionRecorded(e) => Some(e.customer_id),
+        E::NoteAdded(e) => Some(e.customer_id),
+        E::CaseOpened(e) => Some(e.customer_id),
+        E::SurveyAnswered(e) => Some(e.customer_id),
+        E::FollowUpScheduled(e) => Some(e.customer_id),
+        E::AgentRegistered(_) | E::AgentRecognised(_) => None,
+        // Later events of a case or follow-up: the stream's first event names the customer.
+        _ => {
+            let first = shared
+                .store
+                .read_stream(&event.stream_id, 1, Direction::Forward, 1)
+                .ok()?;
+            let opened = decode_event(first.first()?).ok()?;
+            match opened {
+                E::CaseOpened(e) => Some(e.customer_id),
+                E::FollowUpScheduled(e) => Some(e.customer_id),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Whether `customer` was forgotten (directly, or as one merged into a forgotten survivor).
+pub fn forgotten(shared: &Shared, ws: d::WorkspaceId, customer: d::CustomerId) -> bool {
+    let in_directory = shared
+        .projections
+        .read("directory", |tree| directory::get(tree, ws, customer))
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .is_some_and(|entry| entry.forgotten);
+    in_directory
+        || shared
+            .bus
+            .customer_status(ws.as_uuid(), customer)
+            .is_ok_and(|status| status == d::CustomerStatus::Forgotten)
+}
+
+/// Replaces the personal fields of a payload.
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                if PERSONAL.contains(&key.as_str()) {
+                    *field = match field {
+                        Value::Null => Value::Null,
+                        Value::Array(_) => Value::Array(Vec::new()),
+                        _ => Value::String(ERASED.to_owned()),
+                    };
+                } else {
+                    redact(field);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// The payload of `event` as an auditor may read it.
+pub fn visible_payload(shared: &Shared, event: &RecordedEvent) -> Value {
+    let mut value = crate::schema::types::payload_json(event);
+    let Ok(domain) = decode_event(event) else {
+        return value;
+    };
+    let Ok(ws) = d::WorkspaceId::new(event.workspace_id) else {
+        return value;
+    };
+    if customer_of(shared, event, &domain).is_some_and(|c| forgotten(shared, ws, c)) {
+        redact(&mut value);
+    }
+    value
+}
+
+/// `text` as a reader may see it: `[erased]` when `customer` was forgotten.
+pub fn shown<'a>(
+    ctx: &async_graphql::Context<'_>,
+    customer: d::CustomerId,
+    text: &'a str,
+) -> async_graphql::Result<&'a str> {
+    let shared = crate::context::shared(ctx)?;
+    let ws = crate::context::workspace(ctx)?;
+    Ok(if forgotten(shared, ws, customer) {
+        ERASED
+    } else {
+        text
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_keeps_facts_and_erases_text() {
+        let mut v = serde_json::json!({
+            "customer_id": "0190",
+            "display_name": "Amina",
+            "contact_points": [{ "kind": "Email", "value": "a@b.c" }],
+            "summary": "called",
+            "score": { "Csat": 5 },
+            "recording_ref": null,
+            "at": 5
+        });
+        redact(&mut v);
+        assert_eq!(v["customer_id"], "0190");
+        assert_eq!(v["display_name"], ERASED);
+        assert_eq!(v["contact_points"], serde_json::json!([]));
+        assert_eq!(v["summary"], ERASED);
+        assert_eq!(v["score"]["Csat"], 5);
+        assert_eq!(v["recording_ref"], Value::Null);
+        assert_eq!(v["at"], 5);
+    }
+}

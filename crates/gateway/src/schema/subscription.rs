@@ -1,0 +1,261 @@
+//! Subscriptions (graphql-ws and graphql-transport-ws at `/graphql/ws`): a customer's timeline
+//! as it grows (`timelineUpdated`), cases changing in an escalation queue
+//! (`escalationChanged`), and the raw log for auditors (`eventAppended`). Each follows the
+//! projections' applied positions or the store's log and only ever yields the caller's
+//! workspace.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, Subscription, ID};
+use futures_util::stream::{self, Stream};
+use sijil_domain as d;
+use sijil_store::projections::escalation;
+use sijil_store::projections::timeline::{self, TimelineQuery};
+use sijil_store::RecordedEvent;
+use tokio::sync::watch;
+
+use crate::auth::Permission;
+use crate::context::{projection_error, shared, workspace, Need, Shared};
+use crate::error::ApiError;
+use crate::schema::case::{load as load_case, CaseNode};
+use crate::schema::customer::{load_required as load_customer, TimelineEntryNode};
+use crate::schema::types::{parse_id, parse_opt_id, Event};
+
+/// Newest entries a timeline update looks at.
+const UPDATE_WINDOW: usize = 50;
+
+/// New entries of a customer's timeline.
+#[derive(SimpleObject)]
+pub struct TimelineUpdate {
+    pub customer_id: ID,
+    /// Entries in the whole timeline now.
+    pub total_count: u64,
+    /// Entries added since the last update (log position above the last one seen), oldest
+    /// first. Entries copied in by a merge keep their original positions and show only in
+    /// `totalCount`.
+    pub entries: Vec<TimelineEntryNode>,
+}
+
+/// A case that changed.
+pub struct CaseChange {
+    event: RecordedEvent,
+    case: CaseNode,
+}
+
+#[Object]
+impl CaseChange {
+    /// The log position of the change.
+    async fn position(&self) -> u64 {
+        self.event.position
+    }
+    /// The event type that changed it, e.g. `CaseEscalated`.
+    async fn event_type(&self) -> &str {
+        &self.event.event_type
+    }
+    /// The case as it is after the change.
+    async fn case(&self) -> &CaseNode {
+        &self.case
+    }
+}
+
+const CASE_EVENTS: &[&str] = &[
+    "CaseOpened",
+    "CaseAssigned",
+    "FirstResponseGiven",
+    "CaseEscalated",
+    "CaseDeescalated",
+    "SlaBreached",
+    "CaseResolved",
+    "CaseReopened",
+    "CaseClosed",
+];
+
+/// The newest entries of `customer` above `seen`, oldest first, and the entry count.
+fn fresh_entries(
+    shared: &Shared,
+    ws: d::WorkspaceId,
+    customer: d::CustomerId,
+    seen: u64,
+) -> Result<(u64, Vec<TimelineEntryNode>, u64), async_graphql::Error> {
+    shared
+        .projections
+        .read("timeline", |tree| {
+            let query = TimelineQuery {
+                first: Some(UPDATE_WINDOW),
+                newest_first: true,
+                ..TimelineQuery::default()
+            };
+            let page = timeline::page(tree, ws, customer, &query)?;
+            let count = timeline::count(tree, ws, customer)?;
+            let mut fresh: Vec<_> = page
+                .entries
+                .into_iter()
+                .filter(|e| e.position > seen)
+                .collect();
+            fresh.sort_by_key(|e| (e.at, e.position));
+            let max = fresh.iter().map(|e| e.position).max().unwrap_or(seen);
+            Ok((
+                count,
+                fresh.into_iter().map(TimelineEntryNode).collect(),
+                max,
+            ))
+        })
+        .map_err(projection_error)?
+        .map_err(projection_error)
+}
+
+/// Customer subscriptions.
+#[derive(Default)]
+pub struct CustomerSubscription;
+
+#[Subscription]
+impl CustomerSubscription {
+    /// New entries of a customer's timeline, as the timeline projection applies them.
+    #[graphql(guard = "Need(Permission::ReadCustomers)")]
+    async fn timeline_updated(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = TimelineUpdate>> {
+        let shared = Arc::clone(shared(ctx)?);
+        let ws = workspace(ctx)?;
+        let customer = parse_id(&customer_id, d::CustomerId::parse, "customerId")?;
+        load_customer(&shared, ws, customer)?;
+        let rx = shared
+            .projections
+            .handle("timeline")
+            .map_err(projection_error)?
+            .subscribe();
+        let (count, _, _) = fresh_entries(&shared, ws, customer, u64::MAX)?;
+        let seen = *rx.borrow();
+        struct State {
+            rx: watch::Receiver<u64>,
+            shared: Arc<Shared>,
+            count: u64,
+            seen: u64,
+        }
+        let state = State {
+            rx,
+            shared,
+            count,
+            seen,
+        };
+        Ok(stream::unfold(state, move |mut st| async move {
+            loop {
+                st.rx.changed().await.ok()?;
+                let Ok((count, entries, max)) = fresh_entries(&st.shared, ws, customer, st.seen)
+                else {
+                    return None;
+                };
+                if count == st.count && entries.is_empty() {
+                    continue;
+                }
+                st.count = count;
+                st.seen = max;
+                let update = TimelineUpdate {
+                    customer_id: ID(customer.to_string()),
+                    total_count: count,
+                    entries,
+                };
+                return Some((update, st));
+            }
+        }))
+    }
+}
+
+/// Case subscriptions.
+#[derive(Default)]
+pub struct CaseSubscription;
+
+#[Subscription]
+impl CaseSubscription {
+    /// Cases that change (opened, assigned, responded to, escalated, breached, resolved, ...)
+    /// in the workspace, or only those now with `team`, once the escalation projection has
+    /// applied the change.
+    #[graphql(guard = "Need(Permission::ReadQueues)")]
+    async fn escalation_changed(
+        &self,
+        ctx: &Context<'_>,
+        team: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = CaseChange>> {
+        let shared = Arc::clone(shared(ctx)?);
+        let ws = workspace(ctx)?;
+        let team = parse_opt_id(team.as_ref(), d::TeamId::parse, "team")?;
+        let from = shared.store.head_position().saturating_add(1);
+        let subscription = shared
+            .store
+            .subscribe_all(from)
+            .with_types(CASE_EVENTS.iter().map(|t| (*t).to_owned()).collect());
+        Ok(stream::unfold(
+            (subscription, shared),
+            move |(mut sub, shared)| async move {
+                loop {
+                    let event = sub.next().await?.ok()?;
+                    if event.workspace_id != ws.as_uuid() {
+                        continue;
+                    }
+                    let Some(d::StreamRef::Case(case_id)) = d::StreamRef::parse(&event.stream_id)
+                    else {
+                        continue;
+                    };
+                    let timeout = shared.config.read_your_writes_timeout;
+                    if shared
+                        .projections
+                        .wait_for(event.position, timeout)
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!(position = event.position, "escalation lags a change");
+                    }
+                    if let Some(team) = team {
+                        let row = shared
+                            .projections
+                            .read("escalation", |tree| escalation::get(tree, ws, case_id))
+                            .ok()
+                            .and_then(Result::ok)
+                            .flatten();
+                        if row.and_then(|r| r.team) != Some(team) {
+                            continue;
+                        }
+                    }
+                    let Ok(Some(case)) = load_case(&shared, ws, case_id) else {
+                        continue;
+                    };
+                    return Some((CaseChange { event, case }, (sub, shared)));
+                }
+            },
+        ))
+    }
+}
+
+/// Auditor subscriptions.
+#[derive(Default)]
+pub struct AuditSubscription;
+
+#[Subscription]
+impl AuditSubscription {
+    /// The workspace's events as they are appended, from `fromPosition` (default: the next
+    /// one), for auditors tailing the log.
+    #[graphql(guard = "Need(Permission::ReadEvents)")]
+    async fn event_appended(
+        &self,
+        ctx: &Context<'_>,
+        from_position: Option<u64>,
+    ) -> async_graphql::Result<impl Stream<Item = Event>> {
+        let shared = shared(ctx)?;
+        let ws = workspace(ctx)?;
+        if from_position == Some(0) {
+            return Err(ApiError::validation("positions start at 1", "INVALID_POSITION").extend());
+        }
+        let from = from_position.unwrap_or_else(|| shared.store.head_position().saturating_add(1));
+        let subscription = shared.store.subscribe_all(from);
+        Ok(stream::unfold(subscription, move |mut sub| async move {
+            loop {
+                let event = sub.next().await?.ok()?;
+                if event.workspace_id == ws.as_uuid() {
+                    return Some((Event(event), sub));
+                }
+            }
+        }))
+    }
+}
