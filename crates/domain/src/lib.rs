@@ -7,6 +7,7 @@ pub mod commands;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod personal;
 pub mod time;
 pub mod tz_names;
 pub mod validate;

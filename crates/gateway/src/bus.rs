@@ -3,6 +3,12 @@
 //! concurrent write when the caller did not pin a version. Also the home of safe retries with a
 //! `clientMutationId`: event ids are minted from a record written before the append, so a retry
 //! after a lost acknowledgement finds the stored events instead of writing them twice.
+//!
+//! With a [`Vault`] the bus is where personal data is sealed: each event's personal fields
+//! are encrypted with its customer's data key just before it is encoded, and every event
+//! loaded to decide a command is opened first (so the aggregates see plaintext, and
+//! `[erased]` once the customer is forgotten). Personal data cannot be written for a
+//! forgotten customer (`CUSTOMER_FORGOTTEN`).
 
 use std::time::Duration;
 
@@ -10,8 +16,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sijil_domain::aggregates::customer::CustomerAggregate;
 use sijil_domain::commands::{Aggregate, CustomerStatus};
-use sijil_domain::{CustomerId, DomainError, DomainEvent, StreamRef};
+use sijil_domain::personal;
+use sijil_domain::{CustomerId, DomainError, DomainEvent, StreamRef, WorkspaceId};
 use sijil_store::projections::codec::{decode_event, encode_event};
+use sijil_store::vault::{Vault, VaultError};
 use sijil_store::{Direction, ExpectedVersion, NewEvent, Store, StoreError};
 use uuid::Uuid;
 
@@ -60,6 +68,23 @@ pub enum BusError {
     Store(#[from] StoreError),
     #[error("stored event does not decode: {0}")]
     Decode(String),
+    #[error("vault: {0}")]
+    Vault(#[from] VaultError),
+}
+
+impl BusError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BusError::Domain(e) => e.code(),
+            BusError::Conflict { .. } => "CONFLICT",
+            BusError::MutationIdReused(_) => "CLIENT_MUTATION_ID_REUSED",
+            BusError::NotFound(_) => "NOT_FOUND",
+            BusError::Store(_) => "STORE",
+            BusError::Decode(_) => "DECODE",
+            BusError::Vault(e) => e.code(),
+        }
+    }
 }
 
 impl From<BusError> for ApiError {
@@ -92,6 +117,11 @@ impl From<BusError> for ApiError {
             },
             BusError::NotFound(what) => ApiError::NotFound(what),
             BusError::Store(StoreError::Invalid(msg)) => ApiError::validation(msg, "INVALID_INPUT"),
+            BusError::Vault(e @ VaultError::Forgotten(_)) => ApiError::Validation {
+                message: e.to_string(),
+                reason: e.code(),
+                field: None,
+            },
             other => ApiError::internal(other),
         }
     }
@@ -137,11 +167,18 @@ pub struct Recalled {
 pub struct CommandBus {
     store: Store,
     mutations: sled::Tree,
+    vault: Option<Vault>,
 }
 
 impl CommandBus {
     /// A bus over `store`, keeping its `clientMutationId` records in the store's database.
     pub fn new(store: Store) -> Result<CommandBus, BusError> {
+        CommandBus::with_vault(store, None)
+    }
+
+    /// A bus that seals personal data with `vault` (when given) before writing it and opens
+    /// it when loading.
+    pub fn with_vault(store: Store, vault: Option<Vault>) -> Result<CommandBus, BusError> {
         let mutations = store
             .db()
             .open_tree("gateway/mutations")
@@ -149,12 +186,21 @@ impl CommandBus {
                 operation: "open mutations tree",
                 detail: e.to_string(),
             })?;
-        Ok(CommandBus { store, mutations })
+        Ok(CommandBus {
+            store,
+            mutations,
+            vault,
+        })
     }
 
     /// The store underneath.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The vault sealing personal data, if any.
+    pub fn vault(&self) -> Option<&Vault> {
+        self.vault.as_ref()
     }
 
     /// Loads an aggregate's state and version from its stream. A stream that belongs to another
@@ -164,9 +210,22 @@ impl CommandBus {
         workspace: Uuid,
         stream: &StreamRef,
     ) -> Result<(A::State, Option<u64>), BusError> {
+        self.load_opened::<A>(workspace, stream)
+            .map(|(state, version, _)| (state, version))
+    }
+
+    /// [`load`](Self::load), also giving the customer the stream's first event names (the
+    /// data subject of later case and follow-up events). Events are opened through the vault
+    /// before the aggregate sees them.
+    fn load_opened<A: Aggregate>(
+        &self,
+        workspace: Uuid,
+        stream: &StreamRef,
+    ) -> Result<(A::State, Option<u64>, Option<CustomerId>), BusError> {
         let id = stream.stream_id();
         let mut state = A::State::default();
         let mut version = None;
+        let mut subject = None;
         let mut from = 1;
         loop {
             let batch = self
@@ -176,9 +235,22 @@ impl CommandBus {
             from = last.version + 1;
             for recorded in &batch {
                 if recorded.workspace_id != workspace {
-                    return Ok((A::State::default(), None));
+                    return Ok((A::State::default(), None, None));
                 }
-                let event = decode_event(recorded).map_err(|e| BusError::Decode(e.to_string()))?;
+                let mut event =
+                    decode_event(recorded).map_err(|e| BusError::Decode(e.to_string()))?;
+                if version.is_none() {
+                    subject = personal::data_subject(&event).customer();
+                }
+                if let Some(vault) = &self.vault {
+                    crate::shredding::open_in_place(
+                        vault,
+                        &self.store,
+                        recorded,
+                        &mut event,
+                        subject,
+                    )?;
+                }
                 state = A::evolve(state, &event);
                 version = Some(recorded.version);
             }
@@ -186,7 +258,7 @@ impl CommandBus {
                 break;
             }
         }
-        Ok((state, version))
+        Ok((state, version, subject))
     }
 
     /// A customer's status as other aggregates' commands need it.
@@ -264,7 +336,7 @@ impl CommandBus {
 
         let mut last_conflict = None;
         for attempt in 0..MAX_ATTEMPTS {
-            let (state, version) = self.load::<A>(actor.workspace_id, &stream)?;
+            let (state, version, subject) = self.load_opened::<A>(actor.workspace_id, &stream)?;
             if let Some(pinned) = expected {
                 if version.unwrap_or(0) != pinned {
                     return Err(BusError::Conflict {
@@ -304,7 +376,7 @@ impl CommandBus {
                     .map_err(io("write mutation record"))?;
                 recorded = true;
             }
-            let new_events = self.to_new_events(actor, &events, base_id)?;
+            let new_events = self.to_new_events(actor, &stream_id, subject, &events, base_id)?;
             let expectation = match version {
                 Some(v) => ExpectedVersion::Exact(v),
                 None => ExpectedVersion::NoStream,
@@ -370,15 +442,55 @@ impl CommandBus {
         }))
     }
 
+    /// Seals the personal fields of `event` (about to be appended to `stream_id`, whose
+    /// customer is `subject` when known) and records the case/follow-up link it makes.
+    fn seal(
+        &self,
+        actor: &Actor,
+        stream_id: &str,
+        subject: &mut Option<CustomerId>,
+        event: &mut DomainEvent,
+    ) -> Result<(), BusError> {
+        let Some(vault) = &self.vault else {
+            return Ok(());
+        };
+        let ws = WorkspaceId::new(actor.workspace_id)
+            .map_err(|_| BusError::Decode("the actor's workspace is not a UUID v7".to_owned()))?;
+        vault.record_link(ws, event)?;
+        if subject.is_none() {
+            *subject = personal::data_subject(event).customer();
+        }
+        let customer =
+            crate::shredding::subject_of(vault, &self.store, ws, event, stream_id, *subject)?;
+        match customer {
+            Some(customer) => Ok(vault.seal(event, ws, customer)?),
+            None if personal::has_personal(event) => Err(BusError::Decode(format!(
+                "a {} event holds personal data but names no customer",
+                event.event_type()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     fn to_new_events(
         &self,
         actor: &Actor,
+        stream_id: &str,
+        mut subject: Option<CustomerId>,
         events: &[DomainEvent],
         base_id: Uuid,
     ) -> Result<Vec<NewEvent>, BusError> {
         let mut out = Vec::with_capacity(events.len());
         let mut previous = None;
         for (i, event) in events.iter().enumerate() {
+            let mut sealed;
+            let event = if self.vault.is_some() {
+                sealed = event.clone();
+                self.seal(actor, stream_id, &mut subject, &mut sealed)?;
+                &sealed
+            } else {
+                event
+            };
             let index = u8::try_from(i).map_err(|_| {
                 BusError::Decode("a command emitted more than 256 events".to_owned())
             })?;

@@ -22,6 +22,8 @@ pub struct Shared {
     pub bus: CommandBus,
     pub config: GatewayConfig,
     pub telemetry: crate::telemetry::Telemetry,
+    /// The vault sealing personal data; `None` when events are stored as plaintext.
+    pub vault: Option<sijil_store::vault::Vault>,
 }
 
 /// The shared handles of the schema.

@@ -1,11 +1,16 @@
 //! [`Gateway`]: the one value the `sijil` binary builds. It ties the store, the running
 //! projections, the token store, the schema, the limits and the metrics together and hands out
 //! the axum router of the whole HTTP surface.
+//!
+//! [`Gateway::with_vault`] is the production form: personal data is sealed with each
+//! customer's key before it is written and opened when read, and a forget destroys the key.
+//! [`Gateway::new`] stores plaintext (tests, tools).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use sijil_store::projections::{ProjectionState, Projections};
+use sijil_store::vault::Vault;
 use sijil_store::Store;
 
 use crate::auth::{AuthError, TokenStore};
@@ -52,14 +57,40 @@ struct Inner {
 }
 
 impl Gateway {
-    /// A gateway over `store` and its running `projections`.
+    /// A gateway over `store` and its running `projections` that stores personal data as
+    /// plaintext.
     pub fn new(
         store: Store,
         projections: Arc<Projections>,
         config: GatewayConfig,
     ) -> Result<Gateway, GatewayError> {
+        Gateway::build(store, projections, config, None)
+    }
+
+    /// A gateway that seals personal data with `vault` (unlocked over `store`'s database).
+    /// First finishes any forget a crash interrupted (a `CustomerForgotten` event whose
+    /// customer still has a key), so no erased customer is ever served readable.
+    pub fn with_vault(
+        store: Store,
+        projections: Arc<Projections>,
+        config: GatewayConfig,
+        vault: Vault,
+    ) -> Result<Gateway, GatewayError> {
+        let repaired = crate::shredding::repair(&vault, &store)?;
+        if repaired > 0 {
+            tracing::warn!(repaired, "finished interrupted customer erasures");
+        }
+        Gateway::build(store, projections, config, Some(vault))
+    }
+
+    fn build(
+        store: Store,
+        projections: Arc<Projections>,
+        config: GatewayConfig,
+        vault: Option<Vault>,
+    ) -> Result<Gateway, GatewayError> {
         let tokens = TokenStore::open(store.db())?;
-        let bus = CommandBus::new(store.clone())?;
+        let bus = CommandBus::with_vault(store.clone(), vault.clone())?;
         let telemetry = Telemetry::default();
         let shared = Arc::new(Shared {
             store: store.clone(),
@@ -67,6 +98,7 @@ impl Gateway {
             bus,
             config: config.clone(),
             telemetry: telemetry.clone(),
+            vault,
         });
         let schema = schema::build(Arc::clone(&shared), &config);
         register_gauges(&telemetry, &store, &projections);

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod limits;
 pub mod schema;
 pub mod server;
+pub mod shredding;
 pub mod telemetry;
 pub mod time;
 

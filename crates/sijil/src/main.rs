@@ -1,1 +1,94 @@
-fn main() {}
+//! The `sijil` command: parses the command line ([`cli`]), resolves the settings ([`config`]),
+//! sets up logging, and runs one subcommand. Errors are printed as one clear message (with
+//! their causes) and exit with status 1; `verify` exits with 1 when it finds a problem; bad
+//! flags exit with status 2 (clap's usage error).
+
+mod cli;
+mod commands;
+mod config;
+mod demo;
+mod logfile;
+mod serve;
+mod store_dir;
+mod verify;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("sijil: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("--log `{filter}` is not a log filter: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let file = config::file_config(cli)?;
+    let common = config::common(cli, &file);
+    init_logging(&common.log)?;
+    match &cli.command {
+        Command::Serve(args) => {
+            let settings = config::serve(args, &file);
+            serve::run(&common, settings)?;
+        }
+        Command::Demo(args) => {
+            let store = store_dir::open(&common.data, store_dir::Mode::Create)?;
+            let report = demo::run(&store, args.customers, args.seed, true)?;
+            store_dir::mark(&common.data, &store)?;
+            let digest = verify::digest(&store)?;
+            let secs = report.elapsed.as_secs_f64();
+            println!(
+                "demo: {} customers, {} agents, {} events in {:.2} s ({:.0} events/s); workspace {}",
+                report.customers,
+                report.agents,
+                report.events,
+                secs,
+                report.events as f64 / secs.max(1e-9),
+                report.workspace
+            );
+            let notes = report.notes();
+            if !notes.is_empty() {
+                println!("demo: {notes}");
+            }
+            println!("log hash: {} (head {})", digest.hex(), digest.head);
+        }
+        Command::Export(args) => {
+            commands::export(&common.data, args.from, args.format, args.out.as_deref())?;
+        }
+        Command::Import(args) => commands::import(&common.data, &args.file)?,
+        Command::Verify => {
+            let store = store_dir::open(&common.data, store_dir::Mode::Existing)?;
+            if let Some(problem) = verify::run(&store)? {
+                eprintln!(
+                    "sijil verify: FAILED at position {}: {}",
+                    problem.position, problem.what
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            store_dir::mark(&common.data, &store)?;
+            println!("verify: OK");
+        }
+        Command::Rebuild(args) => commands::rebuild(&common.data, args.projection.as_deref())?,
+        Command::Token(command) => commands::token(&common.data, command)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

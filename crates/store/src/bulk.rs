@@ -169,7 +169,10 @@ impl Store {
                 if log.get(position_key(last + 1))?.is_some() {
                     return Err(abort(StoreError::corrupt(
                         last + 1,
-                        format!("meta says the log ends at {last}, but position {} is taken", last + 1),
+                        format!(
+                            "meta says the log ends at {last}, but position {} is taken",
+                            last + 1
+                        ),
                     )));
                 }
                 let mut cache: HashMap<&str, Option<Head>> = HashMap::new();
@@ -332,10 +335,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         store
-            .append_bulk(&[append("a", ExpectedVersion::Any, &[1])], RecordedAt::OccurredAt)
+            .append_bulk(
+                &[append("a", ExpectedVersion::Any, &[1])],
+                RecordedAt::OccurredAt,
+            )
             .expect("first");
         let err = store
-            .append_bulk(&[append("b", ExpectedVersion::Any, &[1])], RecordedAt::OccurredAt)
+            .append_bulk(
+                &[append("b", ExpectedVersion::Any, &[1])],
+                RecordedAt::OccurredAt,
+            )
             .expect_err("reused id");
         assert_eq!(err.code(), "IDEMPOTENCY_MISMATCH");
         let err = store
@@ -357,7 +366,10 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             let store = Store::open(dir.path()).expect("open");
             store
-                .append_bulk(&[append("a", ExpectedVersion::Any, &[1, 2, 3])], RecordedAt::OccurredAt)
+                .append_bulk(
+                    &[append("a", ExpectedVersion::Any, &[1, 2, 3])],
+                    RecordedAt::OccurredAt,
+                )
                 .expect("bulk");
             store
                 .read_all(1, 10, None)

@@ -300,12 +300,7 @@ impl<'a> ImportCheck<'a> {
         }
         let previous = self
             .store
-            .read_stream_raw(
-                &event.stream_id,
-                event.version - 1,
-                Direction::Forward,
-                1,
-            )?
+            .read_stream_raw(&event.stream_id, event.version - 1, Direction::Forward, 1)?
             .into_iter()
             .next()
             .filter(|p| p.version == event.version - 1 && p.position < event.position);
@@ -555,7 +550,10 @@ mod tests {
         store.read_all_raw(1, usize::MAX, None).expect("read")
     }
 
-    fn import(store: &Store, events: &[RecordedEvent]) -> Result<(ImportSummary, u64), ImportError> {
+    fn import(
+        store: &Store,
+        events: &[RecordedEvent],
+    ) -> Result<(ImportSummary, u64), ImportError> {
         let mut check = ImportCheck::new(store);
         for event in events {
             check.check(event)?;
@@ -593,7 +591,10 @@ mod tests {
         };
         import(&into, &exported).expect("first");
         let (summary, written) = import(&into, &exported).expect("second");
-        assert_eq!((summary.already_present, summary.new_events, written), (4, 0, 0));
+        assert_eq!(
+            (summary.already_present, summary.new_events, written),
+            (4, 0, 0)
+        );
         assert_eq!(log(&into), exported);
     }
 
@@ -611,7 +612,9 @@ mod tests {
             .expect_err("tampered");
         assert_eq!(err.code(), "BROKEN_CHAIN");
         assert!(matches!(err, ImportError::BrokenChain { position: 3, .. }));
-        let err = into.import_events(&exported).expect_err("write pass re-checks");
+        let err = into
+            .import_events(&exported)
+            .expect_err("write pass re-checks");
         assert_eq!(err.code(), "BROKEN_CHAIN");
         assert_eq!(into.head_position(), 0);
     }

@@ -35,6 +35,7 @@ pub mod subscription;
 mod trees;
 pub mod upcast;
 pub mod validate;
+pub mod vault;
 pub mod verify;
 mod writer;
 

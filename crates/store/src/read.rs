@@ -101,6 +101,51 @@ fn scan_into(
     Ok(())
 }
 
+/// Visits the log entries `from..=upto` in order, at most `max_scan` of them, decoded in
+/// place ([`codec::RawEvent`]: nothing is allocated per event), and returns the first
+/// position not visited. The checks are those of [`scan_log`]: a gap, an undecodable entry
+/// or a log ending before `upto` is corruption. `visit` errors stop the scan and are
+/// returned as they are.
+pub fn visit_log<E: From<StoreError>>(
+    trees: &Trees,
+    from: u64,
+    upto: u64,
+    max_scan: usize,
+    mut visit: impl FnMut(codec::RawEvent<'_>) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut next = from.max(1);
+    if next > upto || max_scan == 0 {
+        return Ok(next);
+    }
+    let mut scanned = 0usize;
+    for entry in trees.log.range(position_key(next)..=position_key(upto)) {
+        let (key, value) = entry.map_err(|e| StoreError::sled("read log", e))?;
+        let position =
+            decode_u64(&key).ok_or_else(|| StoreError::corrupt(next, "log key is not 8 bytes"))?;
+        if position != next {
+            return Err(StoreError::corrupt(
+                next,
+                format!("log has a gap: position {next} is missing (next is {position})"),
+            )
+            .into());
+        }
+        visit(codec::decode_raw(position, &value)?)?;
+        next = position + 1;
+        scanned += 1;
+        if scanned >= max_scan {
+            return Ok(next);
+        }
+    }
+    if next <= upto {
+        return Err(StoreError::corrupt(
+            next,
+            format!("log ends before the durable position {upto}"),
+        )
+        .into());
+    }
+    Ok(next)
+}
+
 /// Reads up to `limit` events of `stream` from `from_version` in `direction`,
 /// skipping events past `durable`.
 pub fn read_stream(

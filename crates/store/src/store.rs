@@ -96,6 +96,11 @@ impl Store {
         &self.inner.trees
     }
 
+    /// The upcasting steps reads apply, for the crate's projection log scans.
+    pub(crate) fn upcasters(&self) -> &Upcasters {
+        &self.inner.upcasters
+    }
+
     /// Makes everything written so far durable (sled flush + fdatasync), for
     /// the crate's bulk append and import paths.
     pub(crate) fn sync_to_disk(&self) -> Result<(), StoreError> {

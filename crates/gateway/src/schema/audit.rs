@@ -11,7 +11,8 @@ use sijil_domain as d;
 use sijil_domain::customer::CustomerAggregate;
 use sijil_domain::Aggregate;
 use sijil_store::projections::timeline::TimelineProjection;
-use sijil_store::projections::{decode_event, EventMeta, Overlay, Projection};
+use sijil_store::projections::{EventMeta, Overlay, Projection};
+use sijil_store::vault::Vault;
 use sijil_store::{Direction, RecordedEvent, Store};
 
 use crate::auth::Permission;
@@ -19,6 +20,7 @@ use crate::context::{page_size, shared, store_error, workspace, Need, Shared};
 use crate::error::ApiError;
 use crate::schema::customer::{CustomerNode, TimelineSource};
 use crate::schema::types::{parse_id, Event};
+use crate::shredding::open_event;
 use crate::time::DateTime;
 
 /// Log entries one `allEvents` call reads at most while skipping other workspaces' events.
@@ -116,6 +118,7 @@ fn position_at(store: &Store, at: d::Timestamp) -> async_graphql::Result<u64> {
 /// Folds `customer`'s stream up to `position`; `None` if they did not exist then.
 fn customer_at(
     store: &Store,
+    vault: Option<&Vault>,
     ws: d::WorkspaceId,
     customer: d::CustomerId,
     position: u64,
@@ -137,7 +140,8 @@ fn customer_at(
             if recorded.position > position {
                 break 'read;
             }
-            let event = decode_event(recorded).map_err(|e| ApiError::internal(e).extend())?;
+            let event = open_event(vault, store, recorded)
+                .map_err(|e| ApiError::internal(e).extend())?;
             state = CustomerAggregate::evolve(state, &event);
             version = recorded.version;
         }
@@ -152,6 +156,7 @@ fn customer_at(
 /// temporary tree. Blocking.
 fn rebuild_timeline(
     store: &Store,
+    vault: Option<&Vault>,
     ws: d::WorkspaceId,
     position: u64,
 ) -> Result<AsOfTimeline, ApiError> {
@@ -188,7 +193,7 @@ fn rebuild_timeline(
             if recorded.workspace_id != ws.as_uuid() {
                 continue;
             }
-            let event = decode_event(recorded).map_err(ApiError::internal)?;
+            let event = open_event(vault, store, recorded).map_err(ApiError::internal)?;
             let meta = EventMeta::from_recorded(recorded).map_err(ApiError::internal)?;
             projection
                 .apply(&mut ov, &meta, &event)
@@ -333,7 +338,7 @@ impl AuditQuery {
                 .extend())
             }
         };
-        let Some((mut customer, version)) = customer_at(&shared.store, ws, id, position)? else {
+        let Some((mut customer, version)) = customer_at(&shared.store, shared.vault.as_ref(), ws, id, position)? else {
             return Err(
                 ApiError::NotFound(format!("customer {id} at position {position}")).extend(),
             );
@@ -344,8 +349,9 @@ impl AuditQuery {
             customer.contact_points.clear();
         }
         let store = shared.store.clone();
+        let vault = shared.vault.clone();
         let mut timeline =
-            tokio::task::spawn_blocking(move || rebuild_timeline(&store, ws, position))
+            tokio::task::spawn_blocking(move || rebuild_timeline(&store, vault.as_ref(), ws, position))
                 .await
                 .map_err(|e| ApiError::internal(e).extend())?
                 .map_err(|e| e.extend())?;

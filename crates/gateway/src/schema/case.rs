@@ -135,9 +135,11 @@ impl CaseNode {
     }
     /// `[erased]` once the customer is forgotten.
     async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(
-            crate::schema::erasure::shown(ctx, self.case.customer_id, &self.case.subject)?
-                .to_owned(),
+        crate::schema::erasure::shown(
+            ctx,
+            self.case.customer_id,
+            d::personal::PersonalField::CaseSubject,
+            &self.case.subject,
         )
     }
     async fn category(&self) -> &str {
@@ -261,7 +263,12 @@ impl QueueEntry {
     }
     /// `[erased]` once the customer is forgotten.
     async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
-        Ok(crate::schema::erasure::shown(ctx, self.row.customer_id, &self.row.subject)?.to_owned())
+        crate::schema::erasure::shown(
+            ctx,
+            self.row.customer_id,
+            d::personal::PersonalField::CaseSubject,
+            &self.row.subject,
+        )
     }
     async fn priority(&self) -> Priority {
         self.row.priority.into()

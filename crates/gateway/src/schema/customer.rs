@@ -71,8 +71,23 @@ pub fn load_required(
     load(shared, ws, id)?.ok_or_else(|| ApiError::NotFound(format!("customer {id}")).extend())
 }
 
-/// A customer as the directory projection holds them.
-fn from_directory(shared: &Shared, entry: DirectoryEntry) -> async_graphql::Result<CustomerNode> {
+/// A customer as the directory projection holds them (personal fields the directory keeps
+/// sealed are opened through the vault).
+fn from_directory(
+    shared: &Shared,
+    ws: d::WorkspaceId,
+    mut entry: DirectoryEntry,
+) -> async_graphql::Result<CustomerNode> {
+    if shared.vault.is_some() {
+        use crate::schema::erasure::shown_text;
+        use d::personal::PersonalField as F;
+        let id = entry.customer_id;
+        entry.reference = shown_text(shared, ws, id, F::CustomerReference, &entry.reference);
+        entry.display_name = shown_text(shared, ws, id, F::DisplayName, &entry.display_name);
+        for point in &mut entry.contact_points {
+            point.value = shown_text(shared, ws, id, F::ContactPointValue, &point.value);
+        }
+    }
     let stream = d::StreamRef::Customer(entry.customer_id).stream_id();
     let version = shared
         .store
@@ -401,7 +416,7 @@ impl CustomerQuery {
             .ok_or_else(|| {
                 ApiError::NotFound("customer with that reference".to_owned()).extend()
             })?;
-        from_directory(shared, hit.customer)
+        from_directory(shared, ws, hit.customer)
     }
 
     /// Active customers, in registration order, or those whose name has words starting with
@@ -437,7 +452,7 @@ impl CustomerQuery {
             .into_iter()
             .map(|entry| {
                 let cursor = entry.cursor.clone();
-                from_directory(shared, entry).map(|node| CustomerEdge { cursor, node })
+                from_directory(shared, ws, entry).map(|node| CustomerEdge { cursor, node })
             })
             .collect::<async_graphql::Result<Vec<_>>>()?;
         Ok(CustomerConnection {

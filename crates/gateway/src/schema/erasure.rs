@@ -1,8 +1,12 @@
 //! Erasure on the raw-event surface: the log keeps every event as written, but once a customer
-//! is forgotten their personal text must not be readable anywhere. Payloads of events about a
-//! forgotten customer (found directly, or through the case or follow-up stream the event
-//! belongs to) are shown with their personal fields replaced by `[erased]`; ids, times,
-//! scores, channels and levels (the facts of service) stay.
+//! is forgotten their personal text must not be readable anywhere; ids, times, scores,
+//! channels and levels (the facts of service) stay.
+//!
+//! With a vault (the production setup) payloads are opened through it: personal fields are
+//! decrypted with their customer's key, and read `[erased]` once that key is destroyed. A
+//! payload that cannot be opened is shown erased, never as ciphertext or a guess. Without a
+//! vault (plaintext stores) payloads of events about a forgotten customer (found directly,
+//! or through the case or follow-up stream the event belongs to) are masked by field name.
 
 use serde_json::Value;
 use sijil_domain as d;
@@ -12,7 +16,7 @@ use sijil_store::{Direction, RecordedEvent};
 use crate::context::Shared;
 
 /// What replaces personal text.
-pub const ERASED: &str = "[erased]";
+pub const ERASED: &str = sijil_domain::personal::ERASED;
 
 /// Payload fields that hold personal data.
 const PERSONAL: &[&str] = &[
@@ -71,6 +75,12 @@ fn customer_of(
 
 /// Whether `customer` was forgotten (directly, or as one merged into a forgotten survivor).
 pub fn forgotten(shared: &Shared, ws: d::WorkspaceId, customer: d::CustomerId) -> bool {
+    if let Some(vault) = &shared.vault {
+        // Fail closed: a vault that cannot say reads as forgotten.
+        if vault.is_forgotten(ws, customer).unwrap_or(true) {
+            return true;
+        }
+    }
     let in_directory = shared
         .projections
         .read("directory", |tree| directory::get(tree, ws, customer))
@@ -108,6 +118,25 @@ pub fn redact(value: &mut Value) {
 
 /// The payload of `event` as an auditor may read it.
 pub fn visible_payload(shared: &Shared, event: &RecordedEvent) -> Value {
+    if let Some(vault) = &shared.vault {
+        let Ok(mut domain) = decode_event(event) else {
+            // Not a payload this build knows: its personal fields (if any) stay sealed.
+            return crate::schema::types::payload_json(event);
+        };
+        if let Err(e) =
+            crate::shredding::open_in_place(vault, &shared.store, event, &mut domain, None)
+        {
+            tracing::warn!(
+                position = event.position,
+                code = e.code(),
+                "personal data of a stored event does not open; shown erased"
+            );
+            d::personal::erase(&mut domain);
+        }
+        return domain
+            .serialize_payload(serde_json::value::Serializer)
+            .unwrap_or(Value::Null);
+    }
     let mut value = crate::schema::types::payload_json(event);
     let Ok(domain) = decode_event(event) else {
         return value;
@@ -121,19 +150,40 @@ pub fn visible_payload(shared: &Shared, event: &RecordedEvent) -> Value {
     value
 }
 
-/// `text` as a reader may see it: `[erased]` when `customer` was forgotten.
-pub fn shown<'a>(
+/// `text`, personal data of kind `field` about `customer`, as a reader may see it:
+/// `[erased]` when `customer` was forgotten, opened through the vault when it is sealed (as
+/// read models may keep it), and `[erased]` when a sealed text does not open.
+pub fn shown(
     ctx: &async_graphql::Context<'_>,
     customer: d::CustomerId,
-    text: &'a str,
-) -> async_graphql::Result<&'a str> {
+    field: d::personal::PersonalField,
+    text: &str,
+) -> async_graphql::Result<String> {
     let shared = crate::context::shared(ctx)?;
     let ws = crate::context::workspace(ctx)?;
-    Ok(if forgotten(shared, ws, customer) {
-        ERASED
-    } else {
-        text
-    })
+    Ok(shown_text(shared, ws, customer, field, text))
+}
+
+/// [`shown`] without a request context.
+pub fn shown_text(
+    shared: &Shared,
+    ws: d::WorkspaceId,
+    customer: d::CustomerId,
+    field: d::personal::PersonalField,
+    text: &str,
+) -> String {
+    if forgotten(shared, ws, customer) {
+        return ERASED.to_owned();
+    }
+    match &shared.vault {
+        Some(vault) => vault
+            .open_text(ws, customer, field, text)
+            .unwrap_or_else(|e| {
+                tracing::warn!(code = e.code(), "a sealed text does not open; shown erased");
+                ERASED.to_owned()
+            }),
+        None => text.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::schema::case::{load_required as load_case, CaseNode};
 use crate::schema::customer::{load_required as load_customer, CustomerNode};
 use crate::schema::erasure::shown;
+use sijil_domain::personal::PersonalField as F;
 use crate::schema::types::{Channel, Direction, FollowUpReason, FollowUpStatus};
 use crate::time::DateTime;
 
@@ -89,7 +90,7 @@ impl InteractionNode {
     /// `[erased]` once the customer is forgotten.
     async fn summary(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
         let r = &self.0.recorded;
-        Ok(shown(ctx, r.customer_id, &r.summary)?.to_owned())
+        shown(ctx, r.customer_id, F::InteractionSummary, &r.summary)
     }
     async fn duration_seconds(&self) -> u32 {
         self.0.recorded.duration_seconds
@@ -101,7 +102,7 @@ impl InteractionNode {
         let r = &self.0.recorded;
         r.recording_ref
             .as_deref()
-            .map(|text| shown(ctx, r.customer_id, text).map(|t| t.to_owned()))
+            .map(|text| shown(ctx, r.customer_id, F::RecordingRef, text))
             .transpose()
     }
     async fn at(&self) -> DateTime {
@@ -167,7 +168,7 @@ impl SurveyNode {
         self.0
             .comment
             .as_deref()
-            .map(|text| shown(ctx, self.0.customer_id, text).map(|t| t.to_owned()))
+            .map(|text| shown(ctx, self.0.customer_id, F::SurveyComment, text))
             .transpose()
     }
     /// The case rated, if the answer is about a case.
@@ -236,7 +237,7 @@ impl FollowUpNode {
         self.0
             .note
             .as_deref()
-            .map(|text| shown(ctx, self.0.customer_id, text).map(|t| t.to_owned()))
+            .map(|text| shown(ctx, self.0.customer_id, F::FollowUpNote, text))
             .transpose()
     }
     async fn scheduled_at(&self) -> DateTime {

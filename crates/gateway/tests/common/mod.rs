@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sijil_gateway::{Gateway, GatewayConfig, Permission, Role};
 use sijil_store::projections::Projections;
+use sijil_store::vault::{MasterKey, Vault};
 use sijil_store::Store;
 use uuid::Uuid;
 
@@ -17,6 +18,8 @@ pub struct TestServer {
     pub store: Store,
     pub projections: Arc<Projections>,
     pub http: reqwest::Client,
+    /// The vault sealing personal data, for servers started with one.
+    pub vault: Option<Vault>,
     _dir: tempfile::TempDir,
 }
 
@@ -28,9 +31,36 @@ impl TestServer {
     pub async fn start_with(config: GatewayConfig) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open store");
+        TestServer::serve(dir, store, config, None).await
+    }
+
+    /// A server whose gateway seals personal data with a vault under `master`, in `dir`
+    /// (a new temporary directory when `None`).
+    pub async fn start_sealed(master: &MasterKey, dir: Option<tempfile::TempDir>) -> TestServer {
+        let dir = dir.unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
+        let store = Store::open(dir.path()).expect("open store");
+        let vault = Vault::unlock(store.db(), dir.path().join("vault.kek"), master.clone())
+            .expect("unlock vault");
+        TestServer::serve(dir, store, GatewayConfig::default(), Some(vault)).await
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        store: Store,
+        config: GatewayConfig,
+        vault: Option<Vault>,
+    ) -> TestServer {
         let projections = Arc::new(Projections::start(store.clone()).expect("projections"));
-        let gateway =
-            Gateway::new(store.clone(), Arc::clone(&projections), config).expect("gateway");
+        let gateway = match &vault {
+            Some(vault) => Gateway::with_vault(
+                store.clone(),
+                Arc::clone(&projections),
+                config,
+                vault.clone(),
+            ),
+            None => Gateway::new(store.clone(), Arc::clone(&projections), config),
+        }
+        .expect("gateway");
         gateway.set_ready(true);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -46,8 +76,14 @@ impl TestServer {
             store,
             projections,
             http: reqwest::Client::new(),
+            vault,
             _dir: dir,
         }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// A new token of `role` in workspace `ws`.

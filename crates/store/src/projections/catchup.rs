@@ -1,15 +1,22 @@
-//! Owns applying one chunk of the log to one projection tree: read up to `limit` events after
-//! the checkpoint, decode the ones the projection consumes, apply them through an
-//! [`Overlay`], and commit rows and the new checkpoint in one batch. When an event fails, the
+//! Owns applying one chunk of the log to projection trees: scan up to `limit` events after
+//! the checkpoint, decode the ones a projection consumes, apply them through an [`Overlay`],
+//! and commit rows and the new checkpoint in one batch per tree. When an event fails, the
 //! events before it are committed and the failure is returned with its position, so the
 //! projection stops exactly there: nothing is skipped and nothing is applied twice.
+//!
+//! The scan reads envelopes in place ([`crate::codec::RawEvent`]): events no projection
+//! consumes cost a type comparison, and nothing is allocated per event until a projection
+//! wants it. Several projections ([`Lane`]s) can share one scan ([`apply_chunk_shared`]):
+//! each event is read and decoded once and handed to every lane past whose checkpoint it
+//! lies; every lane still commits its own tree with its own checkpoint.
 
-use sijil_domain::DomainEvent;
+use sijil_domain::{DomainEvent, Timestamp, WorkspaceId};
 
-use crate::event::RecordedEvent;
+use crate::codec::RawEvent;
+use crate::read::visit_log;
 use crate::store::Store;
 
-use super::codec::decode_event;
+use super::codec::decode_payload;
 use super::error::ProjectionError;
 use super::overlay::{checkpoint, Overlay};
 use super::{EventMeta, Projection};
@@ -17,7 +24,7 @@ use super::{EventMeta, Projection};
 /// Events per chunk while following the log.
 pub const LIVE_CHUNK: usize = 5_000;
 /// Events per chunk while rebuilding (bigger chunks coalesce more writes).
-pub const REBUILD_CHUNK: usize = 20_000;
+pub const REBUILD_CHUNK: usize = 50_000;
 
 /// A failed chunk: the position that failed and why.
 #[derive(Debug)]
@@ -26,6 +33,41 @@ pub struct ChunkFailure {
     pub position: u64,
     /// The error.
     pub error: ProjectionError,
+}
+
+/// One projection's share of a scan: its tree, where it stands, and what it has pending.
+pub struct Lane<'t> {
+    projection: &'t dyn Projection,
+    tree: &'t sled::Tree,
+    /// The tree's checkpoint when the scan started: events up to it are skipped.
+    checkpoint: u64,
+    overlay: Overlay<'t>,
+    /// The first event that failed in this scan, and why.
+    failure: Option<(u64, ProjectionError)>,
+}
+
+impl<'t> Lane<'t> {
+    /// A lane applying to `tree` from its stored checkpoint.
+    pub fn open(
+        projection: &'t dyn Projection,
+        tree: &'t sled::Tree,
+    ) -> Result<Lane<'t>, ChunkFailure> {
+        let checkpoint = checkpoint(tree).map_err(|error| ChunkFailure { position: 0, error })?;
+        Ok(Lane {
+            projection,
+            tree,
+            checkpoint,
+            overlay: Overlay::new(tree),
+            failure: None,
+        })
+    }
+
+    /// Whether this lane applies the event at `position` of type `event_type`.
+    fn wants(&self, position: u64, event_type: &str) -> bool {
+        self.failure.is_none()
+            && position > self.checkpoint
+            && self.projection.event_types().contains(&event_type)
+    }
 }
 
 /// Applies the events after `tree`'s checkpoint: at most `limit` of them, none past `upto`.
@@ -37,68 +79,180 @@ pub fn apply_chunk(
     limit: usize,
     upto: Option<u64>,
 ) -> Result<Option<u64>, ChunkFailure> {
-    let from = checkpoint(tree)
-        .map_err(|error| ChunkFailure { position: 0, error })?
-        .saturating_add(1);
-    let mut limit = limit.max(1);
-    if let Some(upto) = upto {
-        if upto < from {
-            return Ok(None);
-        }
-        let room = usize::try_from(upto - from + 1).unwrap_or(usize::MAX);
-        limit = limit.min(room);
+    let mut lanes = vec![Lane::open(projection, tree)?];
+    match apply_chunk_shared(store, &mut lanes, limit, upto).pop() {
+        Some(outcome) => outcome,
+        None => Ok(None),
     }
-    let events = store
-        .read_all(from, limit, None)
-        .map_err(|e| ChunkFailure {
-            position: from,
-            error: e.into(),
-        })?;
-    let Some(last) = events.last().map(|e| e.position) else {
+}
+
+/// Applies one chunk to every lane with a single scan of the log: at most `limit` events
+/// after the smallest checkpoint, none past `upto`. Returns each lane's outcome, in order:
+/// its new checkpoint, `None` when it had nothing to apply, or its failure (with the events
+/// before the failing one committed).
+pub fn apply_chunk_shared(
+    store: &Store,
+    lanes: &mut [Lane<'_>],
+    limit: usize,
+    upto: Option<u64>,
+) -> Vec<Result<Option<u64>, ChunkFailure>> {
+    let Some(lowest) = lanes.iter().map(|l| l.checkpoint).min() else {
+        return Vec::new();
+    };
+    let from = lowest.saturating_add(1);
+    let scanned = match scan(store, lanes, from, limit, upto) {
+        Ok(scanned) => scanned,
+        Err(error) => {
+            return lanes
+                .iter_mut()
+                .map(|lane| {
+                    lane.overlay.discard();
+                    Err(ChunkFailure {
+                        position: lane.checkpoint.saturating_add(1),
+                        error: error.clone(),
+                    })
+                })
+                .collect();
+        }
+    };
+    lanes
+        .iter_mut()
+        .map(|lane| finish(store, lane, scanned))
+        .collect()
+}
+
+/// Commits what one lane applied in a scan that ended at `scanned` (`None`: nothing read).
+fn finish(
+    store: &Store,
+    lane: &mut Lane<'_>,
+    scanned: Option<u64>,
+) -> Result<Option<u64>, ChunkFailure> {
+    let Some(last) = scanned.filter(|last| *last > lane.checkpoint) else {
+        lane.overlay.discard();
         return Ok(None);
     };
-    let mut ov = Overlay::new(tree);
-    match apply_events(projection, &mut ov, &events) {
-        Ok(()) => {
-            ov.commit(last).map_err(|error| ChunkFailure {
-                position: from,
+    match lane.failure.take() {
+        None => {
+            lane.overlay.commit(last).map_err(|error| ChunkFailure {
+                position: lane.checkpoint.saturating_add(1),
                 error,
             })?;
+            lane.checkpoint = last;
             Ok(Some(last))
         }
-        Err((index, error)) => {
-            let position = events[index].position;
-            ov.discard();
-            if index > 0 {
+        Some((position, error)) => {
+            lane.overlay.discard();
+            if position > lane.checkpoint.saturating_add(1) {
                 // Re-apply the good prefix from a clean overlay (the failed event may have
                 // left partial writes) and commit it.
-                let good = &events[..index];
-                apply_events(projection, &mut ov, good)
-                    .map_err(|(_, error)| ChunkFailure { position, error })?;
-                ov.commit(good[good.len() - 1].position)
-                    .map_err(|error| ChunkFailure { position, error })?;
+                let good = position - 1;
+                let mut retry = Lane::open(lane.projection, lane.tree)?;
+                let start = retry.checkpoint.saturating_add(1);
+                let room = usize::try_from(good - retry.checkpoint).unwrap_or(usize::MAX);
+                let outcome = scan(
+                    store,
+                    std::slice::from_mut(&mut retry),
+                    start,
+                    room,
+                    Some(good),
+                );
+                match (outcome, retry.failure.take()) {
+                    (Ok(Some(done)), None) => retry
+                        .overlay
+                        .commit(done)
+                        .map_err(|error| ChunkFailure { position, error })?,
+                    (Ok(_), None) => {}
+                    (Ok(_), Some((_, error))) | (Err(error), _) => {
+                        return Err(ChunkFailure { position, error })
+                    }
+                }
             }
             Err(ChunkFailure { position, error })
         }
     }
 }
 
-/// Applies `events` in order; on failure returns the index of the failed event.
-fn apply_events(
-    projection: &dyn Projection,
-    ov: &mut Overlay<'_>,
-    events: &[RecordedEvent],
-) -> Result<(), (usize, ProjectionError)> {
-    let types = projection.event_types();
-    for (index, recorded) in events.iter().enumerate() {
-        if !types.contains(&recorded.event_type.as_str()) {
+/// Scans from `from`, at most `limit` events and none past `upto` (or the durable head),
+/// applying each event to the lanes that want it. Returns the last position read.
+fn scan(
+    store: &Store,
+    lanes: &mut [Lane<'_>],
+    from: u64,
+    limit: usize,
+    upto: Option<u64>,
+) -> Result<Option<u64>, ProjectionError> {
+    let head = store.head_position();
+    let upto = upto.map_or(head, |u| u.min(head));
+    if upto < from {
+        return Ok(None);
+    }
+    let room = usize::try_from(upto - from + 1).unwrap_or(usize::MAX);
+    let limit = limit.max(1).min(room);
+    let mut last = None;
+    visit_log(store.trees(), from, upto, limit, |raw| {
+        last = Some(raw.position);
+        if lanes.iter().any(|l| l.wants(raw.position, raw.event_type)) {
+            dispatch(store, lanes, &raw);
+        }
+        Ok::<(), ProjectionError>(())
+    })?;
+    Ok(last)
+}
+
+/// Decodes `raw` once and applies it to every lane that wants it, recording failures.
+fn dispatch(store: &Store, lanes: &mut [Lane<'_>], raw: &RawEvent<'_>) {
+    let decoded = decode(store, raw).and_then(|event| Ok((event, meta(raw)?)));
+    for lane in lanes.iter_mut() {
+        if !lane.wants(raw.position, raw.event_type) {
             continue;
         }
-        let event: DomainEvent = decode_event(recorded).map_err(|e| (index, e))?;
-        let meta = EventMeta::from_recorded(recorded).map_err(|e| (index, e))?;
-        projection
-            .apply(ov, &meta, &event)
-            .map_err(|e| (index, e))?;
+        let applied = match &decoded {
+            Ok((event, meta)) => lane.projection.apply(&mut lane.overlay, meta, event),
+            Err(error) => Err(error.clone()),
+        };
+        if let Err(error) = applied {
+            lane.failure = Some((raw.position, error));
+        }
     }
-    Ok(())
+}
+
+/// The domain event in `raw`, upcast first when the store has steps for its version.
+fn decode(store: &Store, raw: &RawEvent<'_>) -> Result<DomainEvent, ProjectionError> {
+    let upcasters = store.upcasters();
+    if upcasters.is_empty()
+        || upcasters.current_version(raw.event_type, raw.schema_version) == raw.schema_version
+    {
+        return decode_payload(
+            raw.position,
+            raw.event_type,
+            raw.schema_version,
+            raw.payload,
+        );
+    }
+    let event = upcasters.apply(raw.to_recorded()?)?;
+    decode_payload(
+        event.position,
+        &event.event_type,
+        event.schema_version,
+        &event.payload,
+    )
+}
+
+/// The envelope facts of `raw`; a workspace id that is not a UUID v7 is an error.
+fn meta<'a>(raw: &RawEvent<'a>) -> Result<EventMeta<'a>, ProjectionError> {
+    let workspace_id = WorkspaceId::new(raw.workspace_id).map_err(|e| ProjectionError::Decode {
+        position: raw.position,
+        event_type: raw.event_type.chars().take(100).collect(),
+        detail: e.to_string(),
+    })?;
+    Ok(EventMeta {
+        position: raw.position,
+        workspace_id,
+        occurred_at: Timestamp(raw.occurred_at),
+        recorded_at: Timestamp(raw.recorded_at),
+        actor: raw.actor,
+        on_behalf_of: raw.on_behalf_of,
+        stream_id: raw.stream_id,
+        stream_version: raw.version,
+    })
 }

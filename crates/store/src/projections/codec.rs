@@ -26,14 +26,30 @@ pub fn encode_event(event: &DomainEvent) -> Vec<u8> {
 
 /// Decodes the domain event stored in `event`, by its type name and schema version.
 pub fn decode_event(event: &RecordedEvent) -> Result<DomainEvent, ProjectionError> {
-    let mut de = rmp_serde::Deserializer::new(&event.payload[..]);
-    DomainEvent::deserialize_payload(&event.event_type, event.schema_version, &mut de).map_err(
-        |e| ProjectionError::Decode {
-            position: event.position,
-            event_type: event.event_type.chars().take(100).collect(),
-            detail: e.to_string(),
-        },
+    decode_payload(
+        event.position,
+        &event.event_type,
+        event.schema_version,
+        &event.payload,
     )
+}
+
+/// Decodes a payload given its envelope facts (the log scan's in-place form of
+/// [`decode_event`]); `position` only names the event in errors.
+pub fn decode_payload(
+    position: u64,
+    event_type: &str,
+    schema_version: u16,
+    payload: &[u8],
+) -> Result<DomainEvent, ProjectionError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(payload);
+    DomainEvent::deserialize_payload(event_type, schema_version, &mut de).map_err(|e| {
+        ProjectionError::Decode {
+            position,
+            event_type: event_type.chars().take(100).collect(),
+            detail: e.to_string(),
+        }
+    })
 }
 
 #[cfg(test)]

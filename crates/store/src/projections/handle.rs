@@ -16,7 +16,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::store::Store;
 
-use super::catchup::{apply_chunk, ChunkFailure, LIVE_CHUNK};
+use super::catchup::{
+    apply_chunk, apply_chunk_shared, ChunkFailure, Lane, LIVE_CHUNK, REBUILD_CHUNK,
+};
 use super::error::ProjectionError;
 use super::meta::{self, MetaRecord};
 use super::overlay::checkpoint;
@@ -289,5 +291,98 @@ impl ProjectionHandle {
                 }
             }
         }
+    }
+
+    /// Catches every handle up to the durable head like [`catch_up`](Self::catch_up), but
+    /// with one shared scan of the log per chunk (each event read and decoded once for all
+    /// of them): stale models are rebuilt together first, then the others advance chunk by
+    /// chunk, each committing its own tree and checkpoint. A handle that fails is recorded
+    /// as failed and left behind; the others go on. Returns each handle's applied position
+    /// or error, in order. Blocking.
+    pub fn catch_up_together(
+        store: &Store,
+        handles: &[&ProjectionHandle],
+    ) -> Vec<Result<u64, ProjectionError>> {
+        let mut outcomes: Vec<Option<Result<u64, ProjectionError>>> = vec![None; handles.len()];
+        let stale: Vec<usize> = (0..handles.len())
+            .filter(|&i| handles[i].is_stale())
+            .collect();
+        if !stale.is_empty() {
+            let group: Vec<&ProjectionHandle> = stale.iter().map(|&i| handles[i]).collect();
+            for (&i, rebuilt) in stale
+                .iter()
+                .zip(ProjectionHandle::rebuild_together(store, &group))
+            {
+                if let Err(error) = rebuilt {
+                    outcomes[i] = Some(Err(error));
+                }
+            }
+        }
+        // Writer locks are taken in name order, so concurrent callers cannot deadlock.
+        let mut order: Vec<usize> = (0..handles.len())
+            .filter(|&i| outcomes[i].is_none())
+            .collect();
+        order.sort_by_key(|&i| handles[i].name());
+        order.dedup_by_key(|i| handles[*i].name());
+        loop {
+            order.retain(|&i| outcomes[i].is_none());
+            if order.is_empty()
+                || order
+                    .iter()
+                    .any(|&i| handles[i].stop.load(Ordering::Acquire))
+            {
+                break;
+            }
+            let guards: Vec<_> = order.iter().map(|&i| lock(&handles[i].writer)).collect();
+            let generations: Vec<Generation> =
+                order.iter().map(|&i| handles[i].generation()).collect();
+            let mut lanes = Vec::with_capacity(order.len());
+            let mut lane_of = Vec::with_capacity(order.len());
+            for (&i, generation) in order.iter().zip(&generations) {
+                match Lane::open(handles[i].projection.as_ref(), &generation.tree) {
+                    Ok(lane) => {
+                        lanes.push(lane);
+                        lane_of.push(i);
+                    }
+                    Err(ChunkFailure { position, error }) => {
+                        handles[i].fail(position, error.clone());
+                        outcomes[i] = Some(Err(error));
+                    }
+                }
+            }
+            let results = apply_chunk_shared(store, &mut lanes, REBUILD_CHUNK, None);
+            drop(lanes);
+            let mut progressed = false;
+            for (i, result) in lane_of.into_iter().zip(results) {
+                let handle = handles[i];
+                match result {
+                    Ok(Some(position)) => {
+                        handle.publish(position);
+                        progressed = true;
+                    }
+                    Ok(None) => {}
+                    Err(ChunkFailure { position, error }) => {
+                        // The good prefix of the chunk may have been committed.
+                        if let Ok(done) = checkpoint(&handle.generation().tree) {
+                            handle.publish(done);
+                        }
+                        handle.fail(position, error.clone());
+                        outcomes[i] = Some(Err(error));
+                    }
+                }
+            }
+            drop(guards);
+            if !progressed {
+                for &i in &order {
+                    handles[i].live.store(true, Ordering::Release);
+                }
+                break;
+            }
+        }
+        outcomes
+            .into_iter()
+            .zip(handles)
+            .map(|(outcome, handle)| outcome.unwrap_or_else(|| Ok(handle.applied_position())))
+            .collect()
     }
 }

@@ -1,14 +1,17 @@
 //! Owns rebuilding a projection from position 0 into a fresh generation tree while the old
 //! generation keeps serving queries (and keeps following the log), then swapping the pointer
 //! atomically once the new generation has caught up with the head, and dropping the old tree.
+//! Several projections can be rebuilt together ([`ProjectionHandle::rebuild_together`]):
+//! their fresh generations are filled by one shared scan of the log, then each is swapped on
+//! its own exactly as a single rebuild would.
 
 use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
+use std::sync::{MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::store::Store;
 
-use super::catchup::{apply_chunk, ChunkFailure, REBUILD_CHUNK};
+use super::catchup::{apply_chunk, apply_chunk_shared, ChunkFailure, Lane, REBUILD_CHUNK};
 use super::error::ProjectionError;
 use super::handle::{lock, Generation, ProjectionHandle};
 use super::meta::{self, MetaRecord};
@@ -32,6 +35,57 @@ pub(crate) fn fill(
     }
 }
 
+/// Applies chunks to every (projection, tree) with one scan of the log per chunk until each
+/// reaches the head (or `upto`) or fails. Returns each one's position or error, in order.
+pub(crate) fn fill_shared(
+    store: &Store,
+    targets: &[(&dyn Projection, &sled::Tree)],
+    upto: Option<u64>,
+) -> Vec<Result<u64, ProjectionError>> {
+    let mut outcomes: Vec<Option<Result<u64, ProjectionError>>> = vec![None; targets.len()];
+    let mut positions = vec![0u64; targets.len()];
+    loop {
+        // Lanes of the targets still filling, with their index in `targets`.
+        let mut lanes = Vec::with_capacity(targets.len());
+        let mut indexes = Vec::with_capacity(targets.len());
+        for (index, (projection, tree)) in targets.iter().enumerate() {
+            if outcomes[index].is_some() {
+                continue;
+            }
+            match Lane::open(*projection, tree) {
+                Ok(lane) => {
+                    lanes.push(lane);
+                    indexes.push(index);
+                }
+                Err(ChunkFailure { error, .. }) => outcomes[index] = Some(Err(error)),
+            }
+        }
+        if lanes.is_empty() {
+            break;
+        }
+        let results = apply_chunk_shared(store, &mut lanes, REBUILD_CHUNK, upto);
+        let mut progressed = false;
+        for (index, result) in indexes.into_iter().zip(results) {
+            match result {
+                Ok(Some(last)) => {
+                    positions[index] = last;
+                    progressed = true;
+                }
+                Ok(None) => {}
+                Err(ChunkFailure { error, .. }) => outcomes[index] = Some(Err(error)),
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    outcomes
+        .into_iter()
+        .zip(positions)
+        .map(|(outcome, position)| outcome.unwrap_or(Ok(position)))
+        .collect()
+}
+
 /// Clears the rebuilding flag however the rebuild ends.
 struct RebuildingFlag<'a>(&'a ProjectionHandle);
 
@@ -41,19 +95,83 @@ impl Drop for RebuildingFlag<'_> {
     }
 }
 
+/// A rebuild under way: the maintenance lock, the flag, and the new generation's tree.
+struct Fresh<'h> {
+    handle: &'h ProjectionHandle,
+    _flag: RebuildingFlag<'h>,
+    _maintenance: MutexGuard<'h, ()>,
+    tree: sled::Tree,
+    tree_name: String,
+    number: u64,
+    version: u32,
+    started: Instant,
+}
+
 impl ProjectionHandle {
     /// Rebuilds the model from position 0 into a new generation and swaps it in once it has
     /// caught up with the head. Queries are served by the old generation until the swap. On
     /// an error the new generation is dropped and the old one stays active. Blocking.
     pub fn rebuild(&self, store: &Store) -> Result<RebuildStats, ProjectionError> {
-        let _maintenance = lock(&self.maintenance);
+        let fresh = self.prepare_rebuild()?;
+        let bulk = fill(store, self.projection.as_ref(), &fresh.tree, None, 0);
+        fresh.complete(store, bulk)
+    }
+
+    /// Rebuilds every handle in `handles` like [`rebuild`](Self::rebuild), filling their new
+    /// generations with one shared scan of the log (each event read and decoded once), then
+    /// swapping each in on its own. Returns each handle's outcome, in order; one failing
+    /// leaves the others' rebuilds unaffected. Blocking.
+    pub fn rebuild_together(
+        store: &Store,
+        handles: &[&ProjectionHandle],
+    ) -> Vec<Result<RebuildStats, ProjectionError>> {
+        // Maintenance locks are taken in name order, so concurrent calls cannot deadlock.
+        let mut order: Vec<usize> = (0..handles.len()).collect();
+        order.sort_by_key(|&i| handles[i].name());
+        let mut prepared: Vec<Option<Result<Fresh<'_>, ProjectionError>>> =
+            (0..handles.len()).map(|_| None).collect();
+        for &i in &order {
+            if handles[..i].iter().any(|h| h.name() == handles[i].name()) {
+                prepared[i] = Some(Err(ProjectionError::InvalidQuery(format!(
+                    "projection `{}` is listed twice",
+                    handles[i].name()
+                ))));
+                continue;
+            }
+            prepared[i] = Some(handles[i].prepare_rebuild());
+        }
+        let targets: Vec<(&dyn Projection, &sled::Tree)> = prepared
+            .iter()
+            .filter_map(|p| match p {
+                Some(Ok(fresh)) => Some((fresh.handle.projection.as_ref(), &fresh.tree)),
+                _ => None,
+            })
+            .collect();
+        let mut bulk = fill_shared(store, &targets, None).into_iter();
+        drop(targets);
+        prepared
+            .into_iter()
+            .map(|p| match p {
+                Some(Ok(fresh)) => {
+                    let filled = bulk.next().unwrap_or(Ok(0));
+                    fresh.complete(store, filled)
+                }
+                Some(Err(error)) => Err(error),
+                None => Err(ProjectionError::Task("rebuild was not prepared".into())),
+            })
+            .collect()
+    }
+
+    /// Takes the maintenance lock, raises the rebuilding flag and opens an empty tree for
+    /// the next generation.
+    fn prepare_rebuild(&self) -> Result<Fresh<'_>, ProjectionError> {
+        let maintenance = lock(&self.maintenance);
         self.rebuilding.store(true, Ordering::Release);
-        let _flag = RebuildingFlag(self);
+        let flag = RebuildingFlag(self);
         let started = Instant::now();
-        let name = self.projection.name();
         let version = self.projection.version();
         let number = self.generation().number.saturating_add(1);
-        let tree_name = meta::tree_name(name, version, number);
+        let tree_name = meta::tree_name(self.projection.name(), version, number);
         self.db
             .drop_tree(&tree_name)
             .map_err(|e| ProjectionError::sled("drop stale generation", e))?;
@@ -61,52 +179,30 @@ impl ProjectionHandle {
             .db
             .open_tree(&tree_name)
             .map_err(|e| ProjectionError::sled("open new generation", e))?;
-        let built = self.build_and_swap(store, &tree, &tree_name, number, version);
-        let position = match built {
-            Ok(position) => position,
-            Err(error) => {
-                drop(tree);
-                if let Err(e) = self.db.drop_tree(&tree_name) {
-                    tracing::warn!(projection = name, error = %e, "could not drop a failed generation");
-                }
-                return Err(error);
-            }
-        };
-        let elapsed = started.elapsed();
-        let secs = elapsed.as_secs_f64();
-        let events_per_sec = if secs > 0.0 {
-            position as f64 / secs
-        } else {
-            0.0
-        };
-        tracing::info!(
-            projection = name,
-            events = position,
-            ?elapsed,
-            events_per_sec,
-            "projection rebuilt"
-        );
-        Ok(RebuildStats {
-            events: position,
-            elapsed,
-            events_per_sec,
-            position,
-            generation: number,
+        Ok(Fresh {
+            handle: self,
+            _flag: flag,
+            _maintenance: maintenance,
+            tree,
+            tree_name,
+            number,
+            version,
+            started,
         })
     }
 
-    /// Fills `tree`, then under the writer lock finishes it, points the meta record and the
-    /// handle at it, and drops the previous generation. Returns the new position.
-    fn build_and_swap(
+    /// Fills `tree` from `bulk` to the head under the writer lock, points the meta record
+    /// and the handle at it, and drops the previous generation. Returns the new position.
+    fn swap_in(
         &self,
         store: &Store,
         tree: &sled::Tree,
         tree_name: &str,
         number: u64,
         version: u32,
+        bulk: u64,
     ) -> Result<u64, ProjectionError> {
         let projection = self.projection.as_ref();
-        let bulk = fill(store, projection, tree, None, 0)?;
         let writer = lock(&self.writer);
         let position = fill(store, projection, tree, None, bulk)?;
         let record = MetaRecord {
@@ -140,5 +236,62 @@ impl ProjectionHandle {
         }
         self.kick.notify_one();
         Ok(position)
+    }
+}
+
+impl Fresh<'_> {
+    /// Finishes the rebuild after the bulk fill: swaps the new generation in, or drops it
+    /// when the fill or the swap failed.
+    fn complete(
+        self,
+        store: &Store,
+        bulk: Result<u64, ProjectionError>,
+    ) -> Result<RebuildStats, ProjectionError> {
+        let handle = self.handle;
+        let name = handle.projection.name();
+        let built = bulk.and_then(|bulk| {
+            handle.swap_in(
+                store,
+                &self.tree,
+                &self.tree_name,
+                self.number,
+                self.version,
+                bulk,
+            )
+        });
+        let position = match built {
+            Ok(position) => position,
+            Err(error) => {
+                let Fresh {
+                    tree, tree_name, ..
+                } = self;
+                drop(tree);
+                if let Err(e) = handle.db.drop_tree(&tree_name) {
+                    tracing::warn!(projection = name, error = %e, "could not drop a failed generation");
+                }
+                return Err(error);
+            }
+        };
+        let elapsed = self.started.elapsed();
+        let secs = elapsed.as_secs_f64();
+        let events_per_sec = if secs > 0.0 {
+            position as f64 / secs
+        } else {
+            0.0
+        };
+        tracing::info!(
+            projection = name,
+            events = position,
+            ?elapsed,
+            events_per_sec,
+            "projection rebuilt"
+        );
+        Ok(RebuildStats {
+            events: position,
+            elapsed,
+            events_per_sec,
+            position,
+            generation: self.number,
+        })
     }
 }

@@ -1,7 +1,9 @@
 //! Owns [`Projections`], the async runner: one tokio task per projection that catches up
 //! from its checkpoint (rebuilding first after a version change) and then follows the store's
 //! durable head, plus read-your-writes waiting, on-demand rebuilds and checks, and status.
-//! The blocking work runs on tokio's blocking pool.
+//! At start-up all projections first catch up together, sharing one scan of the log per
+//! chunk, before each task follows the head on its own. The blocking work runs on tokio's
+//! blocking pool.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -74,16 +76,19 @@ impl Projections {
             handles.push(Arc::new(ProjectionHandle::open(store.db(), projection)?));
         }
         let (shutdown, _) = watch::channel(false);
-        let tasks = handles
+        let (ready_tx, ready) = watch::channel(false);
+        let mut tasks: Vec<JoinHandle<()>> = handles
             .iter()
             .map(|handle| {
                 runtime.spawn(follow(
                     store.clone(),
                     Arc::clone(handle),
+                    ready.clone(),
                     shutdown.subscribe(),
                 ))
             })
             .collect();
+        tasks.push(runtime.spawn(bootstrap(store.clone(), handles.clone(), ready_tx)));
         Ok(Projections {
             inner: Arc::new(Inner {
                 store,
@@ -171,6 +176,25 @@ impl Projections {
             .map_err(|e| ProjectionError::Task(e.to_string()))?
     }
 
+    /// Rebuilds every projection, filling the new generations with one shared scan of the
+    /// log, and swaps each in once it has caught up; queries are served by the old
+    /// generations meanwhile. Returns each projection's name and outcome, in start order.
+    pub async fn rebuild_all(
+        &self,
+    ) -> Result<Vec<(&'static str, Result<RebuildStats, ProjectionError>)>, ProjectionError> {
+        let handles = self.inner.handles.clone();
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&ProjectionHandle> = handles.iter().map(Arc::as_ref).collect();
+            let names = refs.iter().map(|h| h.name());
+            names
+                .zip(ProjectionHandle::rebuild_together(&store, &refs))
+                .collect()
+        })
+        .await
+        .map_err(|e| ProjectionError::Task(e.to_string()))
+    }
+
     /// Compares the projection called `name` with a from-scratch rebuild at the same position.
     pub async fn check(&self, name: &str) -> Result<CheckReport, ProjectionError> {
         let handle = Arc::clone(self.handle(name)?);
@@ -189,8 +213,34 @@ impl Projections {
     }
 }
 
-/// One projection's task: catch up, then follow the head; on failure wait for a kick.
-async fn follow(store: Store, handle: Arc<ProjectionHandle>, mut shutdown: watch::Receiver<bool>) {
+/// The start-up catch-up: every projection is brought to the head with one shared scan of
+/// the log per chunk ([`ProjectionHandle::catch_up_together`]); then the followers, which
+/// wait for `ready`, take over. Failures are recorded on the handles as usual.
+async fn bootstrap(store: Store, handles: Vec<Arc<ProjectionHandle>>, ready: watch::Sender<bool>) {
+    let result = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&ProjectionHandle> = handles.iter().map(Arc::as_ref).collect();
+        ProjectionHandle::catch_up_together(&store, &refs);
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "shared start-up catch-up did not finish; projections catch up on their own");
+    }
+    ready.send_replace(true);
+}
+
+/// One projection's task: wait for the start-up catch-up, catch up, then follow the head;
+/// on failure wait for a kick.
+async fn follow(
+    store: Store,
+    handle: Arc<ProjectionHandle>,
+    mut ready: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        // An error means the start-up task is gone: follow on our own.
+        _ = ready.wait_for(|r| *r) => {}
+        _ = shutdown.changed() => return,
+    }
     let mut head = store.watch_head();
     loop {
         if *shutdown.borrow() {

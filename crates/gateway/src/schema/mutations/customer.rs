@@ -2,7 +2,7 @@
 //! preferences, merge two customers and forget one (erasure). Each answers with the customer
 //! read back after the write.
 
-use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
+use async_graphql::{Context, ErrorExtensions, InputObject, Object, SimpleObject, ID};
 use serde::Serialize;
 use sijil_domain as d;
 use sijil_domain::customer::{Command, CustomerAggregate};
@@ -10,6 +10,7 @@ use sijil_domain::customer::{Command, CustomerAggregate};
 use super::{typed_id, Write, WriteInfo};
 use crate::auth::Permission;
 use crate::context::Need;
+use crate::error::ApiError;
 use crate::schema::customer::{load_required, CustomerNode};
 use crate::schema::types::{parse_id, Channel, ContactPointInput};
 
@@ -320,6 +321,18 @@ impl CustomerMutation {
                 None,
             )
             .await?;
+        // The `CustomerForgotten` event is durable: now destroy the keys (also of customers
+        // merged into this one). Also on a repeat, which finishes an interrupted forget.
+        if let Some(vault) = write.shared.vault.clone() {
+            let store = write.shared.store.clone();
+            let ws = write.ws;
+            tokio::task::spawn_blocking(move || {
+                crate::shredding::forget(&vault, &store, ws, id)
+            })
+            .await
+            .map_err(|e| ApiError::internal(e).extend())?
+            .map_err(|e| ApiError::from(e).extend())?;
+        }
         payload(&write, &outcome, id)
     }
 }

@@ -1,0 +1,313 @@
+//! The offline commands: `export`, `import`, `rebuild` and `token`. Each opens the store in
+//! the data directory itself (sled allows one process at a time, so they cannot run while
+//! `sijil serve` holds the same directory).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sijil_domain::WorkspaceId;
+use sijil_gateway::{Permission, Role, TokenStore};
+use sijil_store::projections::{self, ProjectionHandle};
+use sijil_store::{ImportCheck, Store};
+
+use crate::cli::{ExportFormat, TokenCommand};
+use crate::logfile::{self, LogReader};
+use crate::store_dir::{self, Mode};
+
+/// Events per read while exporting and per transaction while importing.
+const CHUNK: usize = 10_000;
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC, proleptic Gregorian).
+pub fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `sijil export`.
+pub fn export(data: &Path, from: u64, format: ExportFormat, out: Option<&Path>) -> Result<()> {
+    let store = store_dir::open(data, Mode::Existing)?;
+    let head = store.head_position();
+    let mut sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut next = from.max(1);
+    let mut written = 0u64;
+    let first = next;
+    while next <= head {
+        let batch = store
+            .read_all_raw(next, CHUNK, None)
+            .with_context(|| format!("reading the log at position {next}"))?;
+        let Some(last) = batch.last() else { break };
+        next = last.position + 1;
+        for event in batch.iter().filter(|e| e.position <= head) {
+            match format {
+                ExportFormat::Jsonl => logfile::write_json(&mut sink, event)?,
+                ExportFormat::Msgpack => logfile::write_msgpack(&mut sink, event)?,
+            }
+            written += 1;
+        }
+    }
+    sink.flush().context("writing the export")?;
+    drop(sink);
+    if let Some(path) = out {
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", path.display()))?;
+    }
+    let range = if written == 0 {
+        "nothing to export".to_owned()
+    } else {
+        format!("positions {first}..={}", first + written - 1)
+    };
+    let target = out.map_or("standard output".to_owned(), |p| p.display().to_string());
+    eprintln!("exported {written} events ({range}) to {target}");
+    Ok(())
+}
+
+/// `sijil import`.
+pub fn import(data: &Path, file: &Path) -> Result<()> {
+    logfile::check_readable(file)?;
+    let store = store_dir::open(data, Mode::Create)?;
+    let mut check = ImportCheck::new(&store);
+    for event in LogReader::open(file)? {
+        let event = event.with_context(|| format!("reading {}", file.display()))?;
+        check
+            .check(&event)
+            .map_err(|e| anyhow!("import refused, nothing was written: {e} [{}]", e.code()))?;
+    }
+    let summary = check.finish();
+    if summary.new_events == 0 {
+        println!(
+            "nothing to import: the store already holds all {} events of {}",
+            summary.events,
+            file.display()
+        );
+        return Ok(());
+    }
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut written = 0u64;
+    for event in LogReader::open(file)? {
+        chunk.push(event.with_context(|| format!("reading {}", file.display()))?);
+        if chunk.len() >= CHUNK {
+            written += write_chunk(&store, &chunk)?;
+            chunk.clear();
+        }
+    }
+    written += write_chunk(&store, &chunk)?;
+    store_dir::mark(data, &store)?;
+    println!(
+        "imported {written} new events (positions {}..={}); {} were already present; head is now {}",
+        summary.last_position + 1 - summary.new_events,
+        summary.last_position,
+        summary.already_present,
+        store.head_position()
+    );
+    Ok(())
+}
+
+fn write_chunk(store: &Store, chunk: &[sijil_store::RecordedEvent]) -> Result<u64> {
+    if chunk.is_empty() {
+        return Ok(0);
+    }
+    store
+        .import_events(chunk)
+        .map_err(|e| anyhow!("import stopped: {e} [{}]", e.code()))
+}
+
+fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// `sijil rebuild [PROJECTION]`.
+pub fn rebuild(data: &Path, name: Option<&str>) -> Result<()> {
+    let all = projections::default_projections();
+    let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
+    let chosen: Vec<_> = match name {
+        Some(wanted) => {
+            let found: Vec<_> = all.iter().filter(|p| p.name() == wanted).cloned().collect();
+            if found.is_empty() {
+                bail!(
+                    "there is no projection `{wanted}`; the projections are: {}",
+                    names.join(", ")
+                );
+            }
+            found
+        }
+        None => all.clone(),
+    };
+    let store = store_dir::open(data, Mode::Existing)?;
+    let head = store.head_position();
+    for projection in chosen {
+        let name = projection.name();
+        let handle = ProjectionHandle::open(store.db(), projection)
+            .with_context(|| format!("opening projection {name}"))?;
+        let bar = spinner(format!("rebuilding {name} from {head} events"));
+        let stats = handle.rebuild(&store);
+        bar.finish_and_clear();
+        let stats = stats.with_context(|| format!("rebuilding projection {name}"))?;
+        println!(
+            "{name}: rebuilt from {} events in {:.2} s ({:.0} events/s), generation {}",
+            stats.events,
+            stats.elapsed.as_secs_f64(),
+            stats.events_per_sec,
+            stats.generation
+        );
+    }
+    Ok(())
+}
+
+/// `sijil token …`.
+pub fn token(data: &Path, command: &TokenCommand) -> Result<()> {
+    let mode = match command {
+        TokenCommand::Create { .. } => Mode::Create,
+        _ => Mode::Existing,
+    };
+    let store = store_dir::open(data, mode)?;
+    let tokens = TokenStore::open(store.db()).context("opening the token store")?;
+    match command {
+        TokenCommand::Create {
+            workspace,
+            role,
+            name,
+            scopes,
+        } => {
+            let (record, secret) = create_token(&tokens, *workspace, role, name, scopes)?;
+            println!("token id:  {}", record.id);
+            println!("workspace: {}", record.workspace_id);
+            println!("role:      {}", record.role.as_str());
+            if !record.scopes.is_empty() {
+                let names: Vec<String> = record.scopes.iter().map(|p| format!("{p:?}")).collect();
+                println!("scopes:    {}", names.join(","));
+            }
+            println!("secret:    {secret}");
+            println!("(the secret is shown once; send it as `Authorization: Bearer <secret>`)");
+        }
+        TokenCommand::List => {
+            let list = tokens.list().context("listing tokens")?;
+            if list.is_empty() {
+                println!("no tokens");
+            }
+            for record in list {
+                println!(
+                    "{}  {:<10}  workspace {}  created {}  {}  {}",
+                    record.id,
+                    record.role.as_str(),
+                    record.workspace_id,
+                    iso8601(record.created_at),
+                    record
+                        .revoked_at
+                        .map_or("active".to_owned(), |at| format!("revoked {}", iso8601(at))),
+                    if record.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\"{}\"", record.name)
+                    }
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let record = tokens
+                .revoke(*id, now_ms())
+                .map_err(|e| anyhow!("cannot revoke token {id}: {e}"))?;
+            println!(
+                "revoked token {} ({} of workspace {})",
+                record.id,
+                record.role.as_str(),
+                record.workspace_id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks the inputs of a new token and creates it.
+pub fn create_token(
+    tokens: &TokenStore,
+    workspace: uuid::Uuid,
+    role: &str,
+    name: &str,
+    scopes: &[String],
+) -> Result<(sijil_gateway::TokenRecord, String)> {
+    WorkspaceId::new(workspace)
+        .map_err(|_| anyhow!("--workspace {workspace} is not a workspace id (a UUID v7)"))?;
+    let role = Role::parse(role).ok_or_else(|| {
+        anyhow!("--role {role} is not a role; use agent, supervisor, auditor, app or admin")
+    })?;
+    let mut permissions = Vec::with_capacity(scopes.len());
+    for scope in scopes.iter().filter(|s| !s.trim().is_empty()) {
+        let permission = Permission::parse(scope.trim()).ok_or_else(|| {
+            let known: Vec<String> = Permission::ALL.iter().map(|p| format!("{p:?}")).collect();
+            anyhow!(
+                "--scopes: `{scope}` is not a permission; known: {}",
+                known.join(", ")
+            )
+        })?;
+        permissions.push(permission);
+    }
+    match role {
+        Role::App if permissions.is_empty() => {
+            bail!("an app token needs --scopes (the permissions it grants)")
+        }
+        Role::App => {}
+        _ if !permissions.is_empty() => bail!("--scopes only applies to app tokens"),
+        _ => {}
+    }
+    tokens
+        .create(workspace, role, name, permissions, now_ms())
+        .map_err(|e| anyhow!("cannot create the token: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_formats_utc() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_735_689_600_000), "2025-01-01T00:00:00Z");
+        assert_eq!(
+            iso8601(951_782_400_000 + 86_399_000),
+            "2000-02-29T23:59:59Z"
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! Resolves the settings of a run: a flag (or its `SIJIL_*` variable, which clap reads) wins,
+//! then the TOML file named by `--config`, then the built-in default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use sijil_gateway::limits::GatewayConfig;
+
+use crate::cli::{Cli, ServeArgs};
+
+/// What a TOML file may set. Unknown keys are refused so a typo does not pass silently.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data: Option<PathBuf>,
+    pub log: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub demo_customers: Option<u32>,
+    pub max_depth: Option<usize>,
+    pub max_complexity: Option<usize>,
+    pub max_page: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
+    pub introspection: Option<bool>,
+    pub rate_per_second: Option<u32>,
+    pub rate_burst: Option<u32>,
+    pub sla_interval_ms: Option<u64>,
+    pub workspace: Option<uuid::Uuid>,
+}
+
+impl FileConfig {
+    /// Reads the file, with an error that names it.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("configuration file {} is not valid", path.display()))
+    }
+}
+
+/// Settings every command shares.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub data: PathBuf,
+    pub log: String,
+}
+
+/// Settings of `sijil serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub demo: bool,
+    pub demo_customers: u32,
+    pub gateway: GatewayConfig,
+    pub sla_interval: Duration,
+    pub workspace: Option<uuid::Uuid>,
+}
+
+/// The file's settings, or none when no file was named.
+pub fn file_config(cli: &Cli) -> Result<FileConfig> {
+    match &cli.config {
+        Some(path) => FileConfig::load(path),
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// Resolves the shared settings.
+pub fn common(cli: &Cli, file: &FileConfig) -> Common {
+    Common {
+        data: cli
+            .data
+            .clone()
+            .or_else(|| file.data.clone())
+            .unwrap_or_else(|| PathBuf::from("./sijil-data")),
+        log: cli
+            .log
+            .clone()
+            .or_else(|| file.log.clone())
+            .unwrap_or_else(|| "info".to_owned()),
+    }
+}
+
+/// Resolves the settings of `serve`.
+pub fn serve(args: &ServeArgs, file: &FileConfig) -> ServeConfig {
+    let d = GatewayConfig::default();
+    let gateway = GatewayConfig {
+        max_depth: args.max_depth.or(file.max_depth).unwrap_or(d.max_depth),
+        max_complexity: args
+            .max_complexity
+            .or(file.max_complexity)
+            .unwrap_or(d.max_complexity),
+        max_page: args.max_page.or(file.max_page).unwrap_or(d.max_page),
+        max_body_bytes: args
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(d.max_body_bytes),
+        request_timeout: args
+            .request_timeout_ms
+            .or(file.request_timeout_ms)
+            .map(Duration::from_millis)
+            .unwrap_or(d.request_timeout),
+        introspection: args
+            .introspection
+            .or(file.introspection)
+            .unwrap_or(d.introspection),
+        rate_per_second: args
+            .rate_per_second
+            .or(file.rate_per_second)
+            .unwrap_or(d.rate_per_second),
+        rate_burst: args.rate_burst.or(file.rate_burst).unwrap_or(d.rate_burst),
+        read_your_writes_timeout: d.read_your_writes_timeout,
+    };
+    ServeConfig {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        demo: args.demo,
+        demo_customers: args.demo_customers.or(file.demo_customers).unwrap_or(200),
+        gateway,
+        sla_interval: Duration::from_millis(
+            args.sla_interval_ms
+                .or(file.sla_interval_ms)
+                .unwrap_or(1000),
+        ),
+        workspace: args.workspace.or(file.workspace),
+    }
+}

@@ -1,0 +1,182 @@
+//! `sijil serve`: opens (or creates) the store, fills it with demo data if asked, starts the
+//! projections, the SLA checker and the GraphQL gateway, and serves until Ctrl-C or SIGTERM.
+//!
+//! On a new store (no token yet) it creates an admin token and prints its secret once. It
+//! prints the address it actually listens on (`--listen 127.0.0.1:0` picks a free port) as the
+//! line `sijil listening on http://ADDR/graphql`.
+//!
+//! Shutdown: the first signal stops accepting connections and lets requests in flight finish
+//! (for at most [`DRAIN`]); every append is acknowledged only after its flush, so nothing
+//! acknowledged can be lost; the store is flushed once more and closed before exit.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sijil_domain::Timestamp;
+use sijil_gateway::Gateway;
+use sijil_store::projections::{sla, Projections};
+use sijil_store::Store;
+
+use crate::commands::{create_token, now_ms};
+use crate::config::{Common, ServeConfig};
+use crate::demo;
+use crate::store_dir::{self, Mode};
+
+/// The demo's seed for `serve --demo`.
+pub const DEMO_SEED: u64 = 7;
+
+/// How long `serve` waits for the projections to catch up before listening anyway.
+pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(600);
+
+/// How long requests in flight may take to finish after a shutdown signal.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs `sijil serve`.
+pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
+    let store = store_dir::open(&common.data, Mode::Create)?;
+    let mut workspace = config.workspace;
+    if config.demo {
+        if store.head_position() == 0 {
+            let report = demo::run(&store, config.demo_customers, DEMO_SEED, true)?;
+            println!(
+                "demo: {} customers, {} agents, {} events in {:.1} s (workspace {})",
+                report.customers,
+                report.agents,
+                report.events,
+                report.elapsed.as_secs_f64(),
+                report.workspace
+            );
+            store_dir::mark(&common.data, &store)?;
+            workspace = workspace.or(Some(report.workspace));
+        } else {
+            println!(
+                "demo: the store already holds {} events; --demo only fills an empty store",
+                store.head_position()
+            );
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sijil")
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(serve(store.clone(), config, workspace));
+    // Tasks still holding the store (projection followers, the SLA checker) stop here.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let head = store.head_position();
+    store
+        .db()
+        .flush()
+        .context("flushing the store before exit")?;
+    store_dir::mark(&common.data, &store)?;
+    drop(store);
+    if result.is_ok() {
+        println!("sijil stopped; the store is flushed and closed (head {head})");
+    }
+    result
+}
+
+/// The workspace of the first event in the log, if any.
+fn first_workspace(store: &Store) -> Option<uuid::Uuid> {
+    store
+        .read_all_raw(1, 1, None)
+        .ok()
+        .and_then(|events| events.first().map(|e| e.workspace_id))
+}
+
+async fn serve(store: Store, config: ServeConfig, workspace: Option<uuid::Uuid>) -> Result<()> {
+    let projections = Projections::start(store.clone()).context("starting the projections")?;
+    let checker = sla::spawn(
+        store.clone(),
+        projections.clone(),
+        config.sla_interval,
+        || Timestamp(now_ms()),
+    );
+    let gateway = Gateway::new(store.clone(), Arc::new(projections.clone()), config.gateway)
+        .map_err(|e| anyhow::anyhow!("cannot start the gateway: {e} [{}]", e.code()))?;
+    if gateway.tokens().is_empty() {
+        let workspace = workspace
+            .or_else(|| first_workspace(&store))
+            .unwrap_or_else(uuid::Uuid::now_v7);
+        let (record, secret) =
+            create_token(gateway.tokens(), workspace, "admin", "first admin", &[])?;
+        println!(
+            "admin token for workspace {}: {secret}   (shown once; `sijil token create` makes more; id {})",
+            record.workspace_id, record.id
+        );
+    }
+    // Serve only once the read models hold what the log held at start, so the first query
+    // sees the whole store (projections persist, so this is quick after the first start).
+    let head = store.head_position();
+    if head > 0 {
+        tracing::info!(head, "catching the projections up with the log");
+        if let Err(e) = projections.wait_for(head, CATCH_UP_LIMIT).await {
+            tracing::warn!(error = %e, "projections are not caught up; serving anyway (see /readyz)");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    println!(
+        "sijil listening on http://{address}/graphql (GraphiQL in a browser; WebSocket at /graphql/ws)"
+    );
+    std::io::stdout().flush().ok();
+    gateway.set_ready(true);
+
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let ready = gateway.clone();
+    let server = axum::serve(listener, gateway.router()).with_graceful_shutdown(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!(
+            signal,
+            "shutting down: no new connections, finishing requests in flight"
+        );
+        ready.set_ready(false);
+        stopping_tx.send_replace(true);
+    });
+    let drained = async {
+        if stopping.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(DRAIN).await;
+    };
+    tokio::select! {
+        served = std::future::IntoFuture::into_future(server) => {
+            served.context("serving HTTP")?;
+        }
+        () = drained => {
+            tracing::warn!(seconds = DRAIN.as_secs(), "requests still open after the drain time; closing them");
+        }
+    }
+    checker.abort();
+    drop(gateway);
+    drop(projections);
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM and names it.
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => "SIGINT",
+        () = terminate => "SIGTERM",
+    }
+}

@@ -1,0 +1,878 @@
+//! Owns crypto-shredding: per-customer data keys, sealing each personal field of an event
+//! (see [`sijil_domain::personal`]) under its customer's key before it is written, opening it
+//! when read, and forgetting a customer by destroying their key, after which every read of
+//! their fields gives [`ERASED`] while the log (and its hash chains, which cover the
+//! ciphertext) stays intact.
+//!
+//! # Keys
+//!
+//! * The **master key** ([`MasterKey`], 256 bits) comes from configuration and is never
+//!   written to the data directory. It seals only the key-encryption key.
+//! * The **key-encryption key** (KEK) of the current *epoch* lives in the vault key file
+//!   (see [`kek_file`]), sealed by the master key. The file doubles as the key check: a wrong
+//!   master key fails to open it ([`VaultError::WrongMasterKey`]).
+//! * Each customer's **data key** (256 bits, random) lives in the sled tree `vault/keys`
+//!   (key `workspace ‖ customer`, 16 raw UUID bytes each), sealed by the KEK with the
+//!   workspace, customer and epoch as associated data.
+//!
+//! # Fields
+//!
+//! A sealed field is `sjl1:` followed by unpadded URL-safe base64 of
+//! `nonce (24) ‖ XChaCha20-Poly1305 ciphertext ‖ tag (16)`. The plaintext is padded
+//! (`0x80` then zeros) to a multiple of 32 bytes, so lengths leak only coarsely. The
+//! associated data binds the workspace, the customer and the [`PersonalField`] name, so a
+//! ciphertext cannot be moved to another customer, workspace or field.
+//!
+//! # Forgetting, and why old sled pages do not matter
+//!
+//! [`Vault::forget`] writes a tombstone for the customer and, when they had a key, *rotates
+//! the KEK*: it writes a new KEK to the key file's free slot, rewraps every other live data
+//! key under it and writes the tombstone in one atomic sled batch, flushes, and then
+//! overwrites the old KEK's slot with zeros. sled is log-structured, so the forgotten
+//! customer's wrapped key may survive in an old segment, but it is sealed by a KEK that no
+//! longer exists anywhere (its only copy was overwritten in place), so the master key and a
+//! full copy of the data directory no longer recover it. Residual risks: file systems and
+//! devices that do not overwrite in place (copy-on-write file systems, snapshots, SSD
+//! wear-levelling), backups of the data directory taken before the forget, and process memory
+//! (keys are zeroed when dropped, but not locked against swapping). Each forget costs one
+//! rewrap per live customer key.
+//!
+//! # Durability
+//!
+//! A new data key is written to sled without its own flush: it must reach disk no later than
+//! the first event sealed with it. Appending that event to the same sled database does that
+//! (a flush persists everything written before it); otherwise call [`Vault::flush`].
+//!
+//! The vault's trees are named `vault/...`; no store or projection tree uses that prefix.
+
+pub mod crypto;
+pub mod error;
+pub mod kek_file;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sijil_domain::personal::{self, DataSubject, PersonalField, SubjectLink};
+use sijil_domain::{CustomerId, DomainEvent, WorkspaceId};
+use zeroize::Zeroizing;
+
+pub use crypto::MasterKey;
+pub use error::VaultError;
+/// What a forgotten customer's personal fields read as.
+pub use sijil_domain::personal::ERASED;
+
+use crypto::SecretKey;
+use kek_file::{Kek, Slot};
+
+/// Name of the tree of sealed data keys (and the current epoch).
+pub const KEYS_TREE: &str = "vault/keys";
+/// Name of the tree of case→customer and follow-up→customer links.
+pub const LINKS_TREE: &str = "vault/links";
+/// Prefix of a sealed field.
+pub const SEALED_PREFIX: &str = "sjl1:";
+/// Padding block of sealed plaintexts.
+const PAD_BLOCK: usize = 32;
+/// `vault/keys` key of the current epoch (u64 BE); customer keys are 32 bytes long.
+const EPOCH_KEY: &[u8] = b"epoch";
+const LIVE: u8 = 1;
+const TOMBSTONE: [u8; 1] = [0];
+
+/// How reading a customer's fields went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// Every sealed field was decrypted (fields never sealed are left as they were).
+    Readable,
+    /// The customer was forgotten: every personal field now reads [`ERASED`].
+    Erased,
+}
+
+/// What [`Vault::forget`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forgot {
+    /// The customer's key was destroyed.
+    KeyDestroyed,
+    /// The customer never had a key; they are marked forgotten so none is ever made.
+    NoKeyHeld,
+    /// They were already forgotten; nothing changed.
+    AlreadyForgotten,
+}
+
+/// The per-customer key vault. Cheap to clone; share one per data directory.
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    keys: sled::Tree,
+    links: sled::Tree,
+    kek_path: PathBuf,
+    master: MasterKey,
+    state: RwLock<State>,
+}
+
+struct State {
+    kek: Kek,
+    /// Which slot of the key file holds `kek`.
+    slot: usize,
+    cache: HashMap<[u8; 32], Entry>,
+}
+
+#[derive(Clone)]
+enum Entry {
+    Live(SecretKey),
+    Forgotten,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("kek_path", &self.inner.kek_path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn entry_key(ws: WorkspaceId, customer: CustomerId) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(ws.as_uuid().as_bytes());
+    key[16..].copy_from_slice(customer.as_uuid().as_bytes());
+    key
+}
+
+fn data_key_aad(epoch: u64, key: &[u8; 32]) -> Vec<u8> {
+    let mut aad = b"sijil/vault/dk/v1".to_vec();
+    aad.extend_from_slice(&epoch.to_be_bytes());
+    aad.extend_from_slice(key);
+    aad
+}
+
+fn field_aad(key: &[u8; 32], field: PersonalField) -> Vec<u8> {
+    let mut aad = b"sijil/vault/pd/v1".to_vec();
+    aad.extend_from_slice(key);
+    aad.extend_from_slice(field.name().as_bytes());
+    aad
+}
+
+fn encode_live(kek: &Kek, key: &[u8; 32], data_key: &SecretKey) -> Result<Vec<u8>, VaultError> {
+    let sealed = kek
+        .key
+        .seal(data_key.bytes(), &data_key_aad(kek.epoch, key))?;
+    let mut value = Vec::with_capacity(9 + sealed.len());
+    value.push(LIVE);
+    value.extend_from_slice(&kek.epoch.to_be_bytes());
+    value.extend_from_slice(&sealed);
+    Ok(value)
+}
+
+fn decode_entry(kek: &Kek, key: &[u8; 32], value: &[u8]) -> Result<Entry, VaultError> {
+    match value {
+        [0] => Ok(Entry::Forgotten),
+        [LIVE, rest @ ..] if rest.len() > 8 => {
+            let (epoch, sealed) = rest.split_at(8);
+            let epoch = u64::from_be_bytes(<[u8; 8]>::try_from(epoch).unwrap_or([0xff; 8]));
+            if epoch != kek.epoch {
+                return Err(VaultError::Corrupt(format!(
+                    "a data key is sealed under epoch {epoch}, the key file holds epoch {}",
+                    kek.epoch
+                )));
+            }
+            kek.key
+                .open(sealed, &data_key_aad(epoch, key))
+                .and_then(|plain| SecretKey::from_slice(&plain))
+                .map(Entry::Live)
+                .ok_or_else(|| VaultError::Corrupt("a data key does not unseal".into()))
+        }
+        _ => Err(VaultError::Corrupt("unknown data key record".into())),
+    }
+}
+
+fn pad(text: &str) -> Zeroizing<Vec<u8>> {
+    let len = (text.len() / PAD_BLOCK + 1) * PAD_BLOCK;
+    let mut out = Zeroizing::new(Vec::with_capacity(len));
+    out.extend_from_slice(text.as_bytes());
+    out.push(0x80);
+    out.resize(len, 0);
+    out
+}
+
+fn unpad(padded: &[u8]) -> Option<&[u8]> {
+    let end = padded.iter().rposition(|&b| b != 0)?;
+    (padded[end] == 0x80).then(|| &padded[..end])
+}
+
+impl Vault {
+    /// Opens the vault kept in `db` (tree `vault/keys`) with its key file at `kek_path`,
+    /// creating both on first use. Fails with [`VaultError::WrongMasterKey`] when `master`
+    /// does not unlock the key file and [`VaultError::KeyFileMissing`] when the tree holds
+    /// keys but the file is gone. Finishes a forget that a crash interrupted.
+    pub fn unlock(
+        db: &sled::Db,
+        kek_path: impl AsRef<Path>,
+        master: MasterKey,
+    ) -> Result<Vault, VaultError> {
+        let kek_path = kek_path.as_ref().to_path_buf();
+        let keys = db
+            .open_tree(KEYS_TREE)
+            .map_err(VaultError::sled("open vault tree"))?;
+        let links = db
+            .open_tree(LINKS_TREE)
+            .map_err(VaultError::sled("open vault tree"))?;
+        let epoch = keys
+            .get(EPOCH_KEY)
+            .map_err(VaultError::sled("read vault epoch"))?
+            .map(|v| {
+                <[u8; 8]>::try_from(v.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| VaultError::Corrupt("vault epoch is not 8 bytes".into()))
+            })
+            .transpose()?;
+        let holds_keys = keys.iter().keys().next().is_some();
+        let wrong = || VaultError::WrongMasterKey {
+            path: kek_path.clone(),
+        };
+        let (kek, slot) = match (kek_file::read(&kek_path)?, epoch) {
+            (None, _) if holds_keys => {
+                return Err(VaultError::KeyFileMissing {
+                    path: kek_path.clone(),
+                })
+            }
+            (None, _) => {
+                let kek = Kek {
+                    epoch: 1,
+                    key: SecretKey::generate()?,
+                };
+                kek_file::create(&kek_path, &Slot::seal(&master, &kek)?)?;
+                (kek, 0)
+            }
+            (Some(slots), Some(epoch)) => {
+                let index = slots
+                    .iter()
+                    .position(|s| s.as_ref().is_some_and(|s| s.epoch == epoch))
+                    .ok_or_else(|| {
+                        VaultError::Corrupt(format!(
+                            "the vault key file holds no key for epoch {epoch}"
+                        ))
+                    })?;
+                let kek = slots[index]
+                    .as_ref()
+                    .and_then(|s| s.unseal(&master))
+                    .ok_or_else(wrong)?;
+                if slots[1 - index].is_some() {
+                    // A forget stopped between writing a new KEK and destroying the old one.
+                    kek_file::write_slot(&kek_path, 1 - index, None)?;
+                }
+                (kek, index)
+            }
+            (Some(slots), None) => {
+                // Created, but the epoch never reached sled: only valid while no key exists.
+                let used: Vec<usize> = (0..2).filter(|&i| slots[i].is_some()).collect();
+                if holds_keys || used.len() != 1 {
+                    return Err(VaultError::Corrupt(
+                        "the vault tree and the vault key file disagree about the epoch".into(),
+                    ));
+                }
+                let kek = slots[used[0]]
+                    .as_ref()
+                    .and_then(|s| s.unseal(&master))
+                    .ok_or_else(wrong)?;
+                (kek, used[0])
+            }
+        };
+        if epoch.is_none() {
+            keys.insert(EPOCH_KEY, &kek.epoch.to_be_bytes())
+                .map_err(VaultError::sled("write vault epoch"))?;
+            db.flush().map_err(VaultError::sled("flush vault"))?;
+        }
+        Ok(Vault {
+            inner: Arc::new(Inner {
+                db: db.clone(),
+                keys,
+                links,
+                kek_path,
+                master,
+                state: RwLock::new(State {
+                    kek,
+                    slot,
+                    cache: HashMap::new(),
+                }),
+            }),
+        })
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The customer's entry (`None`: no key yet), loading it into the cache.
+    fn entry(&self, key: &[u8; 32]) -> Result<Option<Entry>, VaultError> {
+        if let Some(entry) = self.read_state().cache.get(key) {
+            return Ok(Some(entry.clone()));
+        }
+        let mut state = self.write_state();
+        Self::load(&self.inner.keys, &mut state, key)
+    }
+
+    fn load(
+        tree: &sled::Tree,
+        state: &mut State,
+        key: &[u8; 32],
+    ) -> Result<Option<Entry>, VaultError> {
+        if let Some(entry) = state.cache.get(key) {
+            return Ok(Some(entry.clone()));
+        }
+        let Some(value) = tree.get(key).map_err(VaultError::sled("read data key"))? else {
+            return Ok(None);
+        };
+        let entry = decode_entry(&state.kek, key, &value)?;
+        state.cache.insert(*key, entry.clone());
+        Ok(Some(entry))
+    }
+
+    /// The customer's data key, made on first use.
+    fn data_key(&self, ws: WorkspaceId, customer: CustomerId) -> Result<SecretKey, VaultError> {
+        let key = entry_key(ws, customer);
+        match self.entry(&key)? {
+            Some(Entry::Live(data_key)) => return Ok(data_key),
+            Some(Entry::Forgotten) => return Err(VaultError::Forgotten(customer)),
+            None => {}
+        }
+        let mut state = self.write_state();
+        match Self::load(&self.inner.keys, &mut state, &key)? {
+            Some(Entry::Live(data_key)) => Ok(data_key),
+            Some(Entry::Forgotten) => Err(VaultError::Forgotten(customer)),
+            None => {
+                let data_key = SecretKey::generate()?;
+                let value = encode_live(&state.kek, &key, &data_key)?;
+                self.inner
+                    .keys
+                    .insert(key, value)
+                    .map_err(VaultError::sled("write data key"))?;
+                state.cache.insert(key, Entry::Live(data_key.clone()));
+                Ok(data_key)
+            }
+        }
+    }
+
+    /// Replaces every personal field of `event` with its sealed form under `subject`'s key
+    /// (made on first use). Events without personal fields are left alone and make no key.
+    /// Fails with [`VaultError::Forgotten`] when `subject` was forgotten.
+    pub fn seal(
+        &self,
+        event: &mut DomainEvent,
+        ws: WorkspaceId,
+        subject: CustomerId,
+    ) -> Result<(), VaultError> {
+        if !personal::has_personal(event) {
+            return Ok(());
+        }
+        let data_key = self.data_key(ws, subject)?;
+        let key = entry_key(ws, subject);
+        personal::try_map_personal(event, |field, value| {
+            let sealed = data_key.seal(&pad(value), &field_aad(&key, field))?;
+            let mut text = String::with_capacity(SEALED_PREFIX.len() + sealed.len() * 4 / 3 + 4);
+            text.push_str(SEALED_PREFIX);
+            URL_SAFE_NO_PAD.encode_string(&sealed, &mut text);
+            let old = std::mem::replace(value, text);
+            drop(Zeroizing::new(old.into_bytes()));
+            Ok(())
+        })
+    }
+
+    /// Turns the personal fields of `event` back into plaintext with `subject`'s key, or into
+    /// [`ERASED`] when `subject` was forgotten (sealed or not). Fields that are not sealed
+    /// (written before sealing existed) are left as they are. Fails when a sealed field does
+    /// not authenticate for `subject` or `subject` has no key; `event` may then be partly
+    /// opened and must be dropped.
+    pub fn open(
+        &self,
+        event: &mut DomainEvent,
+        ws: WorkspaceId,
+        subject: CustomerId,
+    ) -> Result<Opened, VaultError> {
+        let key = entry_key(ws, subject);
+        let entry = self.entry(&key)?;
+        if matches!(entry, Some(Entry::Forgotten)) {
+            personal::erase(event);
+            return Ok(Opened::Erased);
+        }
+        personal::try_map_personal(event, |field, value| {
+            if let Some(text) = open_field(entry.as_ref(), &key, field, value)? {
+                *value = text;
+            }
+            Ok(())
+        })?;
+        Ok(Opened::Readable)
+    }
+
+    /// One personal text as a reader may see it: `text` opened with `subject`'s key when it
+    /// is a sealed `field` (as a projection may keep it), [`ERASED`] once `subject` is
+    /// forgotten, and `text` itself when it is not sealed. Fails like [`Vault::open`].
+    pub fn open_text(
+        &self,
+        ws: WorkspaceId,
+        subject: CustomerId,
+        field: PersonalField,
+        text: &str,
+    ) -> Result<String, VaultError> {
+        let key = entry_key(ws, subject);
+        let entry = self.entry(&key)?;
+        if matches!(entry, Some(Entry::Forgotten)) {
+            return Ok(ERASED.to_owned());
+        }
+        Ok(open_field(entry.as_ref(), &key, field, text)?.unwrap_or_else(|| text.to_owned()))
+    }
+
+    /// A keyed hash (HMAC-SHA256) of `value` for exact-match indexes that must not hold
+    /// personal data in clear (a directory's email, phone or name-prefix keys). The key is
+    /// derived from the master key for workspace `ws`, so the hash of a value is stable
+    /// across restarts and forgets, differs between workspaces and `purpose`s, and cannot be
+    /// computed (or confirmed by guessing) without the master key.
+    pub fn index_key(&self, ws: WorkspaceId, purpose: &str, value: &str) -> [u8; 32] {
+        let workspace_key = Zeroizing::new(crypto::hmac_sha256(
+            self.inner.master.0.bytes(),
+            &[b"sijil/vault/index/v1", ws.as_uuid().as_bytes()],
+        ));
+        crypto::hmac_sha256(
+            &workspace_key,
+            &[purpose.as_bytes(), &[0], value.as_bytes()],
+        )
+    }
+
+    /// Whether `customer` was forgotten.
+    pub fn is_forgotten(&self, ws: WorkspaceId, customer: CustomerId) -> Result<bool, VaultError> {
+        Ok(matches!(
+            self.entry(&entry_key(ws, customer))?,
+            Some(Entry::Forgotten)
+        ))
+    }
+
+    /// Forgets `customer`: destroys their data key durably (see the module docs) and marks
+    /// them forgotten, so their sealed fields read as [`ERASED`] from now on and no new
+    /// personal data can be sealed for them. Forgetting again changes nothing.
+    pub fn forget(&self, ws: WorkspaceId, customer: CustomerId) -> Result<Forgot, VaultError> {
+        let key = entry_key(ws, customer);
+        let mut state = self.write_state();
+        let flush = |db: &sled::Db| db.flush().map_err(VaultError::sled("flush vault"));
+        match Self::load(&self.inner.keys, &mut state, &key)? {
+            Some(Entry::Forgotten) => return Ok(Forgot::AlreadyForgotten),
+            None => {
+                self.inner
+                    .keys
+                    .insert(key, &TOMBSTONE)
+                    .map_err(VaultError::sled("write tombstone"))?;
+                flush(&self.inner.db)?;
+                state.cache.insert(key, Entry::Forgotten);
+                return Ok(Forgot::NoKeyHeld);
+            }
+            Some(Entry::Live(_)) => {}
+        }
+        // 1. The next KEK, durably in the free slot (the current one stays usable).
+        let next = Kek {
+            epoch: state.kek.epoch + 1,
+            key: SecretKey::generate()?,
+        };
+        let free = 1 - state.slot;
+        let path = &self.inner.kek_path;
+        kek_file::write_slot(path, free, Some(&Slot::seal(&self.inner.master, &next)?))?;
+        // 2. Every other live key rewrapped, the tombstone and the new epoch: one batch.
+        let mut batch = sled::Batch::default();
+        for item in self.inner.keys.iter() {
+            let (k, v) = item.map_err(VaultError::sled("scan data keys"))?;
+            let Ok(k) = <[u8; 32]>::try_from(k.as_ref()) else {
+                continue;
+            };
+            if k == key {
+                continue;
+            }
+            if let Entry::Live(data_key) = decode_entry(&state.kek, &k, &v)? {
+                batch.insert(&k[..], encode_live(&next, &k, &data_key)?);
+            }
+        }
+        batch.insert(&key[..], &TOMBSTONE[..]);
+        batch.insert(EPOCH_KEY, &next.epoch.to_be_bytes()[..]);
+        self.inner
+            .keys
+            .apply_batch(batch)
+            .map_err(VaultError::sled("rewrap data keys"))?;
+        flush(&self.inner.db)?;
+        // 3. The old KEK overwritten in place: lingering copies of the key are now useless.
+        kek_file::write_slot(path, state.slot, None)?;
+        state.kek = next;
+        state.slot = free;
+        state.cache.insert(key, Entry::Forgotten);
+        Ok(Forgot::KeyDestroyed)
+    }
+
+    /// Remembers the case→customer or follow-up→customer link `event` makes, if any, so later
+    /// events of that case or follow-up can be resolved with [`Vault::resolve`].
+    pub fn record_link(&self, ws: WorkspaceId, event: &DomainEvent) -> Result<(), VaultError> {
+        let (link_key, customer) = match personal::subject_link(event) {
+            Some(SubjectLink::Case(case, customer)) => {
+                (link_key(ws, b'c', case.as_uuid()), customer)
+            }
+            Some(SubjectLink::FollowUp(follow_up, customer)) => {
+                (link_key(ws, b'f', follow_up.as_uuid()), customer)
+            }
+            None => return Ok(()),
+        };
+        self.inner
+            .links
+            .insert(link_key, customer.as_uuid().as_bytes())
+            .map_err(VaultError::sled("write subject link"))?;
+        Ok(())
+    }
+
+    /// The customer whose personal data an event with `subject` holds, from the links
+    /// recorded so far; `None` for agent events and unknown cases or follow-ups.
+    pub fn resolve(
+        &self,
+        ws: WorkspaceId,
+        subject: DataSubject,
+    ) -> Result<Option<CustomerId>, VaultError> {
+        let key = match subject {
+            DataSubject::Customer(id) => return Ok(Some(id)),
+            DataSubject::NoCustomer => return Ok(None),
+            DataSubject::CustomerOfCase(case) => link_key(ws, b'c', case.as_uuid()),
+            DataSubject::CustomerOfFollowUp(f) => link_key(ws, b'f', f.as_uuid()),
+        };
+        let Some(value) = self
+            .inner
+            .links
+            .get(key)
+            .map_err(VaultError::sled("read subject link"))?
+        else {
+            return Ok(None);
+        };
+        let uuid = uuid::Uuid::from_slice(&value)
+            .map_err(|_| VaultError::Corrupt("a subject link is not a UUID".into()))?;
+        CustomerId::new(uuid)
+            .map(Some)
+            .map_err(|_| VaultError::Corrupt("a subject link is not a customer id".into()))
+    }
+
+    /// Makes every key and link written so far durable.
+    pub fn flush(&self) -> Result<(), VaultError> {
+        self.inner
+            .db
+            .flush()
+            .map(|_| ())
+            .map_err(VaultError::sled("flush vault"))
+    }
+}
+
+/// Decrypts one field value sealed under the customer `key` (whose entry is `entry`):
+/// `None` when `value` is not sealed.
+fn open_field(
+    entry: Option<&Entry>,
+    key: &[u8; 32],
+    field: PersonalField,
+    value: &str,
+) -> Result<Option<String>, VaultError> {
+    let Some(encoded) = value.strip_prefix(SEALED_PREFIX) else {
+        return Ok(None);
+    };
+    let Some(Entry::Live(data_key)) = entry else {
+        return Err(VaultError::NoKey {
+            field: field.name(),
+        });
+    };
+    let undecryptable = || VaultError::Undecryptable {
+        field: field.name(),
+    };
+    let sealed = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| undecryptable())?;
+    let padded = data_key
+        .open(&sealed, &field_aad(key, field))
+        .ok_or_else(undecryptable)?;
+    let plain = unpad(&padded).ok_or_else(undecryptable)?;
+    let text = std::str::from_utf8(plain).map_err(|_| undecryptable())?;
+    Ok(Some(text.to_owned()))
+}
+
+fn link_key(ws: WorkspaceId, kind: u8, id: uuid::Uuid) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[..16].copy_from_slice(ws.as_uuid().as_bytes());
+    key[16] = kind;
+    key[17..].copy_from_slice(id.as_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sijil_domain::events::NoteAdded;
+    use sijil_domain::{NoteId, NoteTarget, Timestamp};
+
+    fn id(n: u8) -> uuid::Uuid {
+        uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000, &[n; 10]).into_uuid()
+    }
+
+    fn note(customer: CustomerId, text: &str) -> DomainEvent {
+        NoteAdded {
+            note_id: NoteId::new(id(9)).expect("v7"),
+            target: NoteTarget::Case(sijil_domain::CaseId::new(id(8)).expect("v7")),
+            customer_id: customer,
+            author: None,
+            text: text.into(),
+            at: Timestamp(1),
+        }
+        .into()
+    }
+
+    struct Setup {
+        dir: tempfile::TempDir,
+        db: sled::Db,
+        master: MasterKey,
+        ws: WorkspaceId,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sled::open(dir.path().join("db")).expect("sled");
+        Setup {
+            dir,
+            db,
+            master: MasterKey::generate().expect("random"),
+            ws: WorkspaceId::new(id(1)).expect("v7"),
+        }
+    }
+
+    impl Setup {
+        fn kek_path(&self) -> PathBuf {
+            self.dir.path().join("vault.kek")
+        }
+        fn unlock(&self) -> Result<Vault, VaultError> {
+            Vault::unlock(&self.db, self.kek_path(), self.master.clone())
+        }
+    }
+
+    #[test]
+    fn a_lingering_copy_of_a_forgotten_key_is_useless_after_rotation() {
+        // Given two customers with sealed notes, and a copy of A's wrapped key and of the
+        // key file as they were on disk (what an old sled segment or page could still hold),
+        let s = setup();
+        let vault = s.unlock().expect("unlock");
+        let (a, b) = (
+            CustomerId::new(id(2)).expect("v7"),
+            CustomerId::new(id(3)).expect("v7"),
+        );
+        let mut note_a = note(a, "Amina's secret");
+        let mut note_b = note(b, "Badr's secret");
+        vault.seal(&mut note_a, s.ws, a).expect("seal a");
+        vault.seal(&mut note_b, s.ws, b).expect("seal b");
+        let key_a = entry_key(s.ws, a);
+        let stale_value = vault
+            .inner
+            .keys
+            .get(key_a)
+            .expect("read")
+            .expect("a has a key");
+        let old_file = std::fs::read(s.kek_path()).expect("key file");
+        // when A is forgotten,
+        assert_eq!(vault.forget(s.ws, a).expect("forget"), Forgot::KeyDestroyed);
+        // then the key file no longer holds the old KEK's sealed bytes,
+        let new_file = std::fs::read(s.kek_path()).expect("key file");
+        let old_slot = &old_file[8..8 + 113];
+        assert!(!new_file.windows(old_slot.len()).any(|w| w == old_slot));
+        // the master key and the current key file cannot unwrap the stale copy of A's key,
+        let slots = kek_file::read(&s.kek_path())
+            .expect("read")
+            .expect("exists");
+        let live: Vec<Kek> = slots
+            .iter()
+            .flatten()
+            .map(|slot| slot.unseal(&s.master).expect("unseals"))
+            .collect();
+        assert_eq!(live.len(), 1, "only the new KEK remains");
+        let sealed = &stale_value[9..];
+        for kek in &live {
+            for epoch in [kek.epoch, kek.epoch - 1] {
+                assert!(kek.key.open(sealed, &data_key_aad(epoch, &key_a)).is_none());
+            }
+        }
+        // and B, rewrapped under the new KEK, still opens after a restart.
+        drop(vault);
+        let vault = s.unlock().expect("unlock again");
+        vault.open(&mut note_b, s.ws, b).expect("open b");
+        assert_eq!(note_b, note(b, "Badr's secret"));
+        assert_eq!(
+            vault.open(&mut note_a, s.ws, a).expect("open a"),
+            Opened::Erased
+        );
+    }
+
+    #[test]
+    fn a_forget_interrupted_before_its_batch_leaves_the_old_key_working() {
+        // Given a vault whose key file got a next KEK but whose batch never ran (a crash),
+        let s = setup();
+        let vault = s.unlock().expect("unlock");
+        let a = CustomerId::new(id(2)).expect("v7");
+        let mut sealed = note(a, "kept");
+        vault.seal(&mut sealed, s.ws, a).expect("seal");
+        let (epoch, slot) = {
+            let state = vault.read_state();
+            (state.kek.epoch, state.slot)
+        };
+        let next = Kek {
+            epoch: epoch + 1,
+            key: SecretKey::generate().expect("random"),
+        };
+        kek_file::write_slot(
+            &s.kek_path(),
+            1 - slot,
+            Some(&Slot::seal(&s.master, &next).expect("seal kek")),
+        )
+        .expect("write");
+        vault.flush().expect("flush");
+        drop(vault);
+        // when it is unlocked again,
+        let vault = s.unlock().expect("unlock after crash");
+        // then the data still opens, and the unused next KEK was wiped.
+        vault.open(&mut sealed, s.ws, a).expect("open");
+        assert_eq!(sealed, note(a, "kept"));
+        let slots = kek_file::read(&s.kek_path())
+            .expect("read")
+            .expect("exists");
+        assert_eq!(slots.iter().flatten().count(), 1);
+        // And a forget after that recovery still works.
+        assert_eq!(vault.forget(s.ws, a).expect("forget"), Forgot::KeyDestroyed);
+    }
+
+    #[test]
+    fn a_forget_interrupted_after_its_batch_finishes_on_unlock() {
+        // Given a forget whose batch ran but whose old KEK was not yet wiped (a crash),
+        let s = setup();
+        let vault = s.unlock().expect("unlock");
+        let (a, b) = (
+            CustomerId::new(id(2)).expect("v7"),
+            CustomerId::new(id(3)).expect("v7"),
+        );
+        let mut note_b = note(b, "Badr");
+        vault.seal(&mut note(a, "x"), s.ws, a).expect("seal a");
+        vault.seal(&mut note_b, s.ws, b).expect("seal b");
+        let before = std::fs::read(s.kek_path()).expect("key file");
+        vault.forget(s.ws, a).expect("forget");
+        drop(vault);
+        // put the old KEK back in its slot, as if step 3 had not happened
+        let after = std::fs::read(s.kek_path()).expect("key file");
+        let mut crashed = after.clone();
+        for i in 8..before.len() {
+            if after[i] == 0 && before[i] != 0 {
+                crashed[i] = before[i];
+            }
+        }
+        std::fs::write(s.kek_path(), &crashed).expect("write");
+        assert_eq!(
+            kek_file::read(&s.kek_path())
+                .expect("read")
+                .expect("exists")
+                .iter()
+                .flatten()
+                .count(),
+            2
+        );
+        // when it is unlocked again, the old KEK is wiped and B still opens.
+        let vault = s.unlock().expect("unlock after crash");
+        let slots = kek_file::read(&s.kek_path())
+            .expect("read")
+            .expect("exists");
+        assert_eq!(slots.iter().flatten().count(), 1);
+        vault.open(&mut note_b, s.ws, b).expect("open b");
+        assert_eq!(note_b, note(b, "Badr"));
+        assert!(vault.is_forgotten(s.ws, a).expect("read"));
+    }
+
+    #[test]
+    fn a_single_sealed_field_opens_only_as_that_field_and_reads_erased_once_forgotten() {
+        // Given a note sealed for A,
+        let s = setup();
+        let vault = s.unlock().expect("unlock");
+        let a = CustomerId::new(id(2)).expect("v7");
+        let mut sealed = note(a, "Amina's secret");
+        vault.seal(&mut sealed, s.ws, a).expect("seal");
+        let DomainEvent::NoteAdded(n) = &sealed else {
+            panic!("a note");
+        };
+        let text = n.text.clone();
+        // then its text opens as a note text, not as another field, and plaintext passes,
+        assert_eq!(
+            vault
+                .open_text(s.ws, a, PersonalField::NoteText, &text)
+                .expect("open"),
+            "Amina's secret"
+        );
+        assert!(matches!(
+            vault.open_text(s.ws, a, PersonalField::DisplayName, &text),
+            Err(VaultError::Undecryptable { .. })
+        ));
+        assert_eq!(
+            vault
+                .open_text(s.ws, a, PersonalField::NoteText, "plain")
+                .expect("plain"),
+            "plain"
+        );
+        // and once A is forgotten it reads erased.
+        vault.forget(s.ws, a).expect("forget");
+        assert_eq!(
+            vault
+                .open_text(s.ws, a, PersonalField::NoteText, &text)
+                .expect("erased"),
+            ERASED
+        );
+    }
+
+    #[test]
+    fn index_keys_are_stable_per_master_key_and_separate_workspaces_and_purposes() {
+        let s = setup();
+        let vault = s.unlock().expect("unlock");
+        let other_ws = WorkspaceId::new(id(7)).expect("v7");
+        let k = vault.index_key(s.ws, "email", "amina@example.com");
+        assert_eq!(k, vault.index_key(s.ws, "email", "amina@example.com"));
+        assert_ne!(k, vault.index_key(other_ws, "email", "amina@example.com"));
+        assert_ne!(k, vault.index_key(s.ws, "phone", "amina@example.com"));
+        assert_ne!(k, vault.index_key(s.ws, "email", "amina@example.org"));
+        // The purpose and the value are separated: ("ab", "c") is not ("a", "bc").
+        assert_ne!(
+            vault.index_key(s.ws, "ab", "c"),
+            vault.index_key(s.ws, "a", "bc")
+        );
+        drop(vault);
+        let again = s.unlock().expect("unlock again");
+        assert_eq!(k, again.index_key(s.ws, "email", "amina@example.com"));
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_test_case_1() {
+        // Case 1 uses a 20-byte key; HMAC pads keys with zeros to the block size, so the
+        // same key padded to our fixed 32 bytes must give the published MAC.
+        let mut key = [0u8; 32];
+        key[..20].copy_from_slice(&[0x0b; 20]);
+        let mac = crypto::hmac_sha256(&key, &[b"Hi ", b"There"]);
+        assert_eq!(
+            hex::encode(mac),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+    }
+
+    #[test]
+    fn padding_round_trips_and_hides_exact_lengths() {
+        for text in ["", "a", &"x".repeat(31), &"y".repeat(32), "أمينة"] {
+            let padded = pad(text);
+            assert_eq!(padded.len() % PAD_BLOCK, 0);
+            assert!(padded.len() > text.len());
+            assert_eq!(unpad(&padded), Some(text.as_bytes()));
+        }
+        assert_eq!(pad("a").len(), pad(&"b".repeat(30)).len());
+        assert_eq!(unpad(&[0, 0]), None);
+        assert_eq!(unpad(&[1, 0]), None);
+    }
+}
