@@ -162,6 +162,9 @@ pub struct Recalled {
     pub base_event_id: Uuid,
 }
 
+/// An aggregate's state, its stream version, and the customer the stream's first event names.
+type Loaded<A> = (<A as Aggregate>::State, Option<u64>, Option<CustomerId>);
+
 /// Runs commands against the store.
 #[derive(Clone)]
 pub struct CommandBus {
@@ -221,7 +224,7 @@ impl CommandBus {
         &self,
         workspace: Uuid,
         stream: &StreamRef,
-    ) -> Result<(A::State, Option<u64>, Option<CustomerId>), BusError> {
+    ) -> Result<Loaded<A>, BusError> {
         let id = stream.stream_id();
         let mut state = A::State::default();
         let mut version = None;

@@ -138,9 +138,7 @@ async fn forgetting_shreds_the_key_and_every_log_read_shows_erased() {
         .await;
     // and a contact point added and removed again (the bus opens sealed events to match it).
     let change = |op: &str| {
-        format!(
-            "mutation($i: ContactPointChangeInput!) {{ {op}(input: $i) {{ version }} }}"
-        )
+        format!("mutation($i: ContactPointChangeInput!) {{ {op}(input: $i) {{ version }} }}")
     };
     let second = json!({ "i": { "customerId": amina,
                                 "contactPoint": { "kind": "EMAIL", "value": "second@example.org" } } });
@@ -168,15 +166,24 @@ async fn forgetting_shreds_the_key_and_every_log_read_shows_erased() {
         "amina.haddad@example.com"
     );
     let case_before = events(&server, &auditor, &case_stream).await;
-    assert_eq!(case_before[1]["payload"]["reason"], "upset about the divorce");
+    assert_eq!(
+        case_before[1]["payload"]["reason"],
+        "upset about the divorce"
+    );
     for stream in [&customer_stream, &case_stream] {
         for stored in server
             .store
             .read_stream(stream, 1, Direction::Forward, 100)
             .expect("read")
         {
-            assert!(!contains(&stored.payload, "Amina"), "{stream} holds plaintext");
-            assert!(!contains(&stored.payload, "divorce"), "{stream} holds plaintext");
+            assert!(
+                !contains(&stored.payload, "Amina"),
+                "{stream} holds plaintext"
+            );
+            assert!(
+                !contains(&stored.payload, "divorce"),
+                "{stream} holds plaintext"
+            );
         }
     }
 
@@ -207,7 +214,10 @@ async fn forgetting_shreds_the_key_and_every_log_read_shows_erased() {
     // then every personal field in the log reads erased, and the facts and hashes stay,
     let after = events(&server, &auditor, &customer_stream).await;
     assert_eq!(after.len(), before.len() + 1);
-    assert_eq!(after.last().expect("event")["eventType"], "CustomerForgotten");
+    assert_eq!(
+        after.last().expect("event")["eventType"],
+        "CustomerForgotten"
+    );
     for (old, new) in before.iter().zip(&after) {
         assert_eq!(old["hash"], new["hash"]);
         assert_eq!(old["eventType"], new["eventType"]);
@@ -281,7 +291,10 @@ async fn forgetting_shreds_the_key_and_every_log_read_shows_erased() {
         "966501234567",
         "divorce",
     ] {
-        assert!(!contains(&bytes, needle), "the data directory holds `{needle}`");
+        assert!(
+            !contains(&bytes, needle),
+            "the data directory holds `{needle}`"
+        );
     }
 }
 
@@ -440,7 +453,49 @@ async fn read_models_keep_personal_text_sealed_and_the_gateway_opens_it_when_ser
             json!({ "i": { "caseId": case, "reason": "third outage" } }),
         )
         .await;
-    // then the directory listing and the escalation queue read as plaintext,
+    let long = format!(
+        "Huda called about the router {}",
+        "again and again ".repeat(12)
+    );
+    server
+        .ok(
+            &admin,
+            "mutation($i: RecordInteractionInput!) { recordInteraction(input: $i) { position } }",
+            json!({ "i": { "customerId": id, "channel": "PHONE", "direction": "INBOUND",
+                           "bot": "ivr", "language": "ar", "summary": long } }),
+        )
+        .await;
+    // then her timeline reads as plaintext, long texts shortened as usual,
+    let timeline = "query($id: ID!) { customer(id: $id) { timeline(first: 50) {
+                      edges { node { kind summary } } } } }";
+    let summaries = |data: &Value| -> Vec<(String, String)> {
+        data["customer"]["timeline"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| {
+                (
+                    e["node"]["kind"].as_str().expect("kind").to_owned(),
+                    e["node"]["summary"].as_str().expect("summary").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let before = summaries(&server.ok(&admin, timeline, json!({ "id": id })).await);
+    let find = |kind: &str| {
+        before
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| panic!("no {kind} entry in {before:?}"))
+    };
+    assert_eq!(find("REGISTERED"), "Registered: Huda Karam");
+    assert!(find("CASE_ESCALATED").ends_with(": third outage"));
+    let interaction = find("INTERACTION");
+    assert!(interaction.contains("Huda called about the router again"));
+    assert!(interaction.ends_with('…'));
+    assert!(!interaction.contains("sjl1:"));
+    // the directory listing and the escalation queue read as plaintext,
     let list = "{ customers(first: 10) { edges { node { reference displayName
                    contactPoints { value } } } }
                  escalationQueue { entries { subject } } }";
@@ -461,6 +516,12 @@ async fn read_models_keep_personal_text_sealed_and_the_gateway_opens_it_when_ser
             json!({ "i": { "customerId": id, "requestReference": "ERASE-4" } }),
         )
         .await;
+    let after = summaries(&server.ok(&admin, timeline, json!({ "id": id })).await);
+    assert!(!after.is_empty());
+    for (_, summary) in &after {
+        assert!(!summary.contains("Huda"), "{summary}");
+        assert!(!summary.contains("sjl1:"), "{summary}");
+    }
     let data = server.ok(&admin, list, json!({})).await;
     for edge in data["customers"]["edges"].as_array().expect("edges") {
         assert_ne!(edge["node"]["displayName"], "Huda Karam");
@@ -471,4 +532,95 @@ async fn read_models_keep_personal_text_sealed_and_the_gateway_opens_it_when_ser
     {
         assert_ne!(entry["subject"], "Huda's router");
     }
+}
+
+#[tokio::test]
+async fn a_sealed_store_finds_customers_by_name_prefix_and_reference() {
+    // Given a sealing gateway with an Arabic-named and a Latin-named customer,
+    let server = TestServer::start_sealed(&MasterKey::generate().expect("key"), None).await;
+    let ws = workspace();
+    let admin = server.token(ws, Role::Admin);
+    let mona = register_person(
+        &server,
+        &admin,
+        "SRCH-1",
+        "مُنى العتيبي",
+        "mona@example.com",
+        "+966501112223",
+    )
+    .await;
+    let zoe = register_person(
+        &server,
+        &admin,
+        "SRCH-2",
+        "Zoé Lefèvre",
+        "zoe@example.com",
+        "+966501112224",
+    )
+    .await;
+    let search = "query($s: String!) { customers(search: $s, first: 10) {
+                    edges { node { id displayName } } } }";
+    let found = |data: &Value| -> Vec<(String, String)> {
+        data["customers"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| {
+                (
+                    e["node"]["id"].as_str().expect("id").to_owned(),
+                    e["node"]["displayName"].as_str().expect("name").to_owned(),
+                )
+            })
+            .collect()
+    };
+    // when searching by name prefixes (tashkeel, case and diacritics ignored),
+    for (text, id, name) in [
+        ("منى", &mona, "مُنى العتيبي"),
+        ("العت", &mona, "مُنى العتيبي"),
+        ("zoe", &zoe, "Zoé Lefèvre"),
+        ("LEF", &zoe, "Zoé Lefèvre"),
+        ("zo lefe", &zoe, "Zoé Lefèvre"),
+    ] {
+        let data = server.ok(&admin, search, json!({ "s": text })).await;
+        // then exactly that customer answers, in plaintext.
+        assert_eq!(
+            found(&data),
+            vec![(id.clone(), name.to_owned())],
+            "search {text}"
+        );
+    }
+    let none = server.ok(&admin, search, json!({ "s": "xyz" })).await;
+    assert!(found(&none).is_empty());
+    // A reference lookup (any case) finds the customer too,
+    let by_reference =
+        "query($r: String!) { customerByReference(reference: $r) { id displayName } }";
+    let data = server
+        .ok(&admin, by_reference, json!({ "r": "srch-2" }))
+        .await;
+    assert_eq!(data["customerByReference"]["id"], zoe.as_str());
+    assert_eq!(data["customerByReference"]["displayName"], "Zoé Lefèvre");
+    // and no name is stored in clear anywhere in the data directory.
+    let bytes = all_bytes(server.dir());
+    for secret in ["Lefèvre", "lefevre", "mona@example", "SRCH-1"] {
+        assert!(!contains(&bytes, secret), "{secret} is stored in clear");
+    }
+    // Once Zoé is forgotten, neither her name nor her reference finds her.
+    server
+        .ok(
+            &admin,
+            FORGET,
+            json!({ "i": { "customerId": zoe, "requestReference": "ERASE-9" } }),
+        )
+        .await;
+    let data = server.ok(&admin, search, json!({ "s": "zoe" })).await;
+    assert!(found(&data).is_empty());
+    let gone = server
+        .gql(&admin, by_reference, json!({ "r": "SRCH-2" }))
+        .await;
+    assert_eq!(
+        gone["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{gone}"
+    );
+    let data = server.ok(&admin, search, json!({ "s": "منى" })).await;
+    assert_eq!(found(&data).len(), 1, "Mona stays");
 }

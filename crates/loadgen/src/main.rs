@@ -93,11 +93,17 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let agents = if needs_customers {
+        scenarios::discover_agents(&client).await
+    } else {
+        Vec::new()
+    };
     let duration = Duration::from_secs(args.duration.max(1));
     let start = Instant::now();
     let shared = Arc::new(Shared {
         client,
         customers,
+        agents,
         deadline: start + duration,
         budget: args.requests.map(AtomicU64::new),
         seq: AtomicU64::new(0),
@@ -109,7 +115,6 @@ async fn main() -> anyhow::Result<()> {
             tasks.push(tokio::spawn(scenarios::subscriber(
                 args.url.clone(),
                 args.token.clone(),
-                0,
                 start + duration,
             )));
         }

@@ -4,6 +4,9 @@
 /// Customer ids from the directory, a page at a time.
 pub const CUSTOMERS: &str = "query($after: String) { customers(first: 200, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }";
 
+/// Agents with any activity (the leaderboard over all time).
+pub const AGENTS: &str = "{ leaderboard(from: \"2000-01-01T00:00:00.000Z\", to: \"2100-01-01T00:00:00.000Z\", first: 200) { agentId } }";
+
 /// One timeline page of 50 entries.
 pub const TIMELINE_PAGE: &str = "query($id: ID!, $after: String) { customer(id: $id) { timeline(first: 50, after: $after, newestFirst: true) { edges { cursor node { kind at channel summary actor } } pageInfo { hasNextPage endCursor } } } }";
 

@@ -15,6 +15,8 @@ use crate::stats::Recorder;
 pub struct Shared {
     pub client: Client,
     pub customers: Vec<String>,
+    /// Agent ids to attribute interactions to (empty: a bot handles them).
+    pub agents: Vec<String>,
     pub deadline: Instant,
     /// Requests left when the run is bounded by count.
     pub budget: Option<AtomicU64>,
@@ -80,6 +82,18 @@ pub async fn discover_customers(client: &Client, limit: usize) -> anyhow::Result
     Ok(ids)
 }
 
+/// Agent ids known to the workspace (from the leaderboard over all time).
+pub async fn discover_agents(client: &Client) -> Vec<String> {
+    let (result, _) = client.run(ops::AGENTS, json!({})).await;
+    let Ok(data) = result else { return Vec::new() };
+    data["leaderboard"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| row["agentId"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Pages through a random customer's timeline (up to 5 pages), again and again.
 pub async fn timeline(shared: Arc<Shared>, seed: u64) -> Recorder {
     let mut rec = Recorder::default();
@@ -138,11 +152,16 @@ pub async fn write_once(shared: &Shared, rng: &mut Rng, rec: &mut Recorder) {
     let channel = CHANNELS[rng.below(CHANNELS.len())];
     let n = shared.seq.fetch_add(1, Ordering::Relaxed);
     if rng.below(10) < 7 {
-        let input = json!({
+        let mut input = json!({
             "customerId": customer, "channel": channel, "direction": "INBOUND", "language": "en",
             "summary": format!("load test contact {n}"), "durationSeconds": 30 + rng.below(600),
             "clientMutationId": format!("load-{seed}-{n}", seed = rng.next()),
         });
+        if shared.agents.is_empty() {
+            input["bot"] = json!("sijil-load");
+        } else {
+            input["agentId"] = json!(shared.agents[rng.below(shared.agents.len())]);
+        }
         let (result, took) = shared
             .client
             .run(ops::RECORD_INTERACTION, json!({"input": input}))
@@ -289,22 +308,17 @@ pub async fn audit(shared: Arc<Shared>, events_read: Arc<AtomicU64>) -> Recorder
 
 /// One live subscriber to the log tail: records, for every event delivered,
 /// the delay between the server recording it and this client receiving it.
-pub async fn subscriber(base: String, token: String, from: u64, deadline: Instant) -> Recorder {
+pub async fn subscriber(base: String, token: String, deadline: Instant) -> Recorder {
     let mut rec = Recorder::default();
-    let mut sub = match crate::ws::Subscription::start(
-        &base,
-        &token,
-        ops::EVENT_APPENDED,
-        json!({"from": from}),
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(_) => {
-            rec.error("SUBSCRIBE_FAILED");
-            return rec;
-        }
-    };
+    // No `fromPosition`: the subscription starts at the next event appended.
+    let mut sub =
+        match crate::ws::Subscription::start(&base, &token, ops::EVENT_APPENDED, json!({})).await {
+            Ok(s) => s,
+            Err(_) => {
+                rec.error("SUBSCRIBE_FAILED");
+                return rec;
+            }
+        };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -25,6 +25,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "SIJIL_LOG", value_name = "FILTER")]
     pub log: Option<String>,
 
+    /// File holding the workspace master key (64 hex characters) that seals personal data;
+    /// or give the key itself in SIJIL_MASTER_KEY. Keep it outside the data directory
+    #[arg(
+        long,
+        global = true,
+        env = "SIJIL_MASTER_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub master_key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,6 +58,10 @@ pub enum Command {
     /// Create, list and revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print a new random workspace master key (64 hex characters) to give `serve` through
+    /// SIJIL_MASTER_KEY or --master-key-file. Store it safely: without it no personal data
+    /// can be read.
+    MasterKey,
 }
 
 /// `sijil serve`

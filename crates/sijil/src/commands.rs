@@ -158,9 +158,16 @@ fn spinner(message: String) -> ProgressBar {
     bar
 }
 
-/// `sijil rebuild [PROJECTION]`.
-pub fn rebuild(data: &Path, name: Option<&str>) -> Result<()> {
-    let all = projections::default_projections();
+/// `sijil rebuild [PROJECTION]` (`master_key_file` as for `serve`: a sealed store's
+/// directory indexes keyed hashes, which need the vault).
+pub fn rebuild(
+    data: &Path,
+    name: Option<&str>,
+    master_key_file: Option<&std::path::PathBuf>,
+) -> Result<()> {
+    let store = store_dir::open(data, Mode::Existing)?;
+    let vault = crate::keys::unlock(data, &store, master_key_file)?;
+    let all = projections::default_projections_with_vault(vault);
     let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
     let chosen: Vec<_> = match name {
         Some(wanted) => {
@@ -175,7 +182,6 @@ pub fn rebuild(data: &Path, name: Option<&str>) -> Result<()> {
         }
         None => all.clone(),
     };
-    let store = store_dir::open(data, Mode::Existing)?;
     let head = store.head_position();
     for projection in chosen {
         let name = projection.name();

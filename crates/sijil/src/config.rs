@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub rate_burst: Option<u32>,
     pub sla_interval_ms: Option<u64>,
     pub workspace: Option<uuid::Uuid>,
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -46,6 +47,8 @@ impl FileConfig {
 pub struct Common {
     pub data: PathBuf,
     pub log: String,
+    /// Where the master key is read from when `SIJIL_MASTER_KEY` is not set.
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// Settings of `sijil serve`.
@@ -80,6 +83,10 @@ pub fn common(cli: &Cli, file: &FileConfig) -> Common {
             .clone()
             .or_else(|| file.log.clone())
             .unwrap_or_else(|| "info".to_owned()),
+        master_key_file: cli
+            .master_key_file
+            .clone()
+            .or_else(|| file.master_key_file.clone()),
     }
 }
 

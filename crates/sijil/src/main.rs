@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod demo;
+mod keys;
 mod logfile;
 mod serve;
 mod store_dir;
@@ -52,7 +53,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Demo(args) => {
             let store = store_dir::open(&common.data, store_dir::Mode::Create)?;
-            let report = demo::run(&store, args.customers, args.seed, true)?;
+            let vault = keys::unlock(&common.data, &store, common.master_key_file.as_ref())?;
+            let report = demo::run(&store, vault.as_ref(), args.customers, args.seed, true)?;
             store_dir::mark(&common.data, &store)?;
             let digest = verify::digest(&store)?;
             let secs = report.elapsed.as_secs_f64();
@@ -77,7 +79,16 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Import(args) => commands::import(&common.data, &args.file)?,
         Command::Verify => {
             let store = store_dir::open(&common.data, store_dir::Mode::Existing)?;
-            if let Some(problem) = verify::run(&store)? {
+            // The log verifies without the master key; only the sealed directory's keyed
+            // hashes need it, so without it that one check is skipped.
+            let keys = match keys::unlock(&common.data, &store, common.master_key_file.as_ref()) {
+                Ok(vault) => verify::Keys::Available(vault),
+                Err(e) => {
+                    eprintln!("sijil verify: {e:#}; the directory projection is not checked");
+                    verify::Keys::Unavailable
+                }
+            };
+            if let Some(problem) = verify::run(&store, keys)? {
                 eprintln!(
                     "sijil verify: FAILED at position {}: {}",
                     problem.position, problem.what
@@ -87,8 +98,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             store_dir::mark(&common.data, &store)?;
             println!("verify: OK");
         }
-        Command::Rebuild(args) => commands::rebuild(&common.data, args.projection.as_deref())?,
+        Command::Rebuild(args) => commands::rebuild(
+            &common.data,
+            args.projection.as_deref(),
+            common.master_key_file.as_ref(),
+        )?,
         Command::Token(command) => commands::token(&common.data, command)?,
+        Command::MasterKey => println!("{}", keys::generate()?),
     }
     Ok(ExitCode::SUCCESS)
 }

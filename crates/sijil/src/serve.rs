@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use sijil_domain::Timestamp;
 use sijil_gateway::Gateway;
 use sijil_store::projections::{sla, Projections};
+use sijil_store::vault::Vault;
 use sijil_store::Store;
 
 use crate::commands::{create_token, now_ms};
@@ -36,10 +37,17 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 /// Runs `sijil serve`.
 pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
     let store = store_dir::open(&common.data, Mode::Create)?;
+    let vault = crate::keys::unlock(&common.data, &store, common.master_key_file.as_ref())?;
     let mut workspace = config.workspace;
     if config.demo {
         if store.head_position() == 0 {
-            let report = demo::run(&store, config.demo_customers, DEMO_SEED, true)?;
+            let report = demo::run(
+                &store,
+                vault.as_ref(),
+                config.demo_customers,
+                DEMO_SEED,
+                true,
+            )?;
             println!(
                 "demo: {} customers, {} agents, {} events in {:.1} s (workspace {})",
                 report.customers,
@@ -62,7 +70,7 @@ pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
         .thread_name("sijil")
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(store.clone(), config, workspace));
+    let result = runtime.block_on(serve(store.clone(), vault, config, workspace));
     // Tasks still holding the store (projection followers, the SLA checker) stop here.
     runtime.shutdown_timeout(Duration::from_secs(5));
     let head = store.head_position();
@@ -86,16 +94,28 @@ fn first_workspace(store: &Store) -> Option<uuid::Uuid> {
         .and_then(|events| events.first().map(|e| e.workspace_id))
 }
 
-async fn serve(store: Store, config: ServeConfig, workspace: Option<uuid::Uuid>) -> Result<()> {
-    let projections = Projections::start(store.clone()).context("starting the projections")?;
+async fn serve(
+    store: Store,
+    vault: Option<Vault>,
+    config: ServeConfig,
+    workspace: Option<uuid::Uuid>,
+) -> Result<()> {
+    let projections = Projections::start_with_vault(store.clone(), vault.clone())
+        .context("starting the projections")?;
     let checker = sla::spawn(
         store.clone(),
         projections.clone(),
         config.sla_interval,
         || Timestamp(now_ms()),
     );
-    let gateway = Gateway::new(store.clone(), Arc::new(projections.clone()), config.gateway)
-        .map_err(|e| anyhow::anyhow!("cannot start the gateway: {e} [{}]", e.code()))?;
+    let projections_handle = Arc::new(projections.clone());
+    let gateway = match vault {
+        Some(vault) => {
+            Gateway::with_vault(store.clone(), projections_handle, config.gateway, vault)
+        }
+        None => Gateway::new(store.clone(), projections_handle, config.gateway),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot start the gateway: {e} [{}]", e.code()))?;
     if gateway.tokens().is_empty() {
         let workspace = workspace
             .or_else(|| first_workspace(&store))

@@ -71,8 +71,17 @@ pub struct Problem {
     pub what: String,
 }
 
+/// What `verify` knows of the store's vault.
+pub enum Keys {
+    /// The vault when the store seals personal data, `None` when it does not.
+    Available(Option<sijil_store::vault::Vault>),
+    /// The store seals personal data but its master key was not given: the directory (whose
+    /// keyed hashes need it) is not checked, everything else is.
+    Unavailable,
+}
+
 /// Runs every check; returns the first problem, if any, after printing progress to stdout.
-pub fn run(store: &Store) -> Result<Option<Problem>> {
+pub fn run(store: &Store, keys: Keys) -> Result<Option<Problem>> {
     let report = store
         .verify()
         .context("running the store's integrity check")?;
@@ -110,7 +119,15 @@ pub fn run(store: &Store) -> Result<Option<Problem>> {
         return Ok(Some(problem));
     }
     println!("payloads: all {} decode as domain events", digest.events);
-    for projection in projections::default_projections() {
+    let (vault, skip_directory) = match keys {
+        Keys::Available(vault) => (vault, false),
+        Keys::Unavailable => (None, true),
+    };
+    for projection in projections::default_projections_with_vault(vault) {
+        if skip_directory && projection.name() == "directory" {
+            println!("projection directory: not checked (sealed store, no master key)");
+            continue;
+        }
         if let Some(problem) = check_projection(store, projection)? {
             return Ok(Some(problem));
         }

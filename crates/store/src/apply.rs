@@ -65,9 +65,17 @@ pub fn apply_group(
                 event_ids,
                 meta,
             };
+            // The log's end is read (and checked) once per group; each written
+            // append moves it on, and `meta` records the group's end once.
+            let start = tx.last_position()?;
+            let mut last_position = start;
             let mut outcomes = Vec::with_capacity(appends.len());
             for append in appends {
-                outcomes.push(tx.append(append, recorded_at)?);
+                outcomes.push(tx.append(append, recorded_at, &mut last_position)?);
+            }
+            if last_position != start {
+                tx.meta
+                    .insert(META_LAST_POSITION, &last_position.to_be_bytes())?;
             }
             Ok(outcomes)
         });
@@ -87,9 +95,34 @@ struct Tx<'t> {
 }
 
 impl Tx<'_> {
-    /// One append inside the group transaction. `Ok(Err(_))` is a refusal
-    /// that wrote nothing; `Err(_)` aborts the whole transaction.
-    fn append(&self, append: &Append<'_>, recorded_at: i64) -> TxResult<Outcome> {
+    /// The log's last position as `meta` records it, checked against the
+    /// log: the next position must be free.
+    fn last_position(&self) -> TxResult<u64> {
+        let last_position = match self.meta.get(META_LAST_POSITION)? {
+            Some(bytes) => decode_u64(&bytes).ok_or_else(|| {
+                abort(StoreError::corrupt(0, "meta last_position is not 8 bytes"))
+            })?,
+            None => 0,
+        };
+        let next = last_position + 1;
+        if self.log.get(position_key(next))?.is_some() {
+            return Err(abort(StoreError::corrupt(
+                next,
+                format!("meta says the log ends at {last_position}, but position {next} is taken"),
+            )));
+        }
+        Ok(last_position)
+    }
+
+    /// One append inside the group transaction, after the log's end
+    /// `last_position` (which it advances if it writes). `Ok(Err(_))` is a
+    /// refusal that wrote nothing; `Err(_)` aborts the whole transaction.
+    fn append(
+        &self,
+        append: &Append<'_>,
+        recorded_at: i64,
+        last_position: &mut u64,
+    ) -> TxResult<Outcome> {
         let Append {
             stream,
             expected,
@@ -112,22 +145,10 @@ impl Tx<'_> {
                 actual,
             }));
         }
-        let last_position = match self.meta.get(META_LAST_POSITION)? {
-            Some(bytes) => decode_u64(&bytes).ok_or_else(|| {
-                abort(StoreError::corrupt(0, "meta last_position is not 8 bytes"))
-            })?,
-            None => 0,
-        };
-        let first_position = last_position + 1;
-        if self.log.get(position_key(first_position))?.is_some() {
-            return Err(abort(StoreError::corrupt(
-                first_position,
-                format!("meta says the log ends at {last_position}, but position {first_position} is taken"),
-            )));
-        }
+        let first_position = *last_position + 1;
         let mut prev_hash = head.map(|h| h.hash).unwrap_or([0; 32]);
         let mut version = actual.unwrap_or(0);
-        let mut position = last_position;
+        let mut position = *last_position;
         for new in events {
             position += 1;
             version += 1;
@@ -166,8 +187,7 @@ impl Tx<'_> {
         };
         self.heads
             .insert(stream.as_bytes(), &new_head.encode()[..])?;
-        self.meta
-            .insert(META_LAST_POSITION, &position.to_be_bytes())?;
+        *last_position = position;
         Ok(Ok(Applied::Written(AppendResult {
             first_position,
             last_position: position,

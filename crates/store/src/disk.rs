@@ -45,7 +45,8 @@ impl DiskSync {
                         detail: e.to_string(),
                     }
                 };
-                let data = File::open(path.join("db")).map_err(io("open the data file for fsync"))?;
+                let data =
+                    File::open(path.join("db")).map_err(io("open the data file for fsync"))?;
                 data.sync_all().map_err(io("fsync the data file"))?;
                 File::open(path)
                     .and_then(|dir| dir.sync_all())

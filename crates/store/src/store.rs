@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::StoreConfig;
+use crate::disk::DiskSync;
 use crate::durable::Durable;
 use crate::error::StoreError;
 use crate::event::{AppendResult, Direction, ExpectedVersion, NewEvent, RecordedEvent};
@@ -18,7 +19,6 @@ use crate::trees::Trees;
 use crate::upcast::Upcasters;
 use crate::validate;
 use crate::verify::{self, VerifyReport};
-use crate::disk::DiskSync;
 use crate::writer::WriterHandle;
 
 /// The durable event store. Cheap to clone; all clones share one database

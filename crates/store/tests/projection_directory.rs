@@ -7,9 +7,11 @@ mod projection_support;
 use std::sync::Arc;
 
 use projection_support::{append_blocking, dump, World};
-use sijil_domain::{ContactKind, CustomerId, WorkspaceId};
+use sijil_domain::personal;
+use sijil_domain::{ContactKind, ContactPoint, CustomerId, DomainEvent, WorkspaceId};
 use sijil_store::projections::directory::{self, DirectoryPage, PageQuery};
 use sijil_store::projections::{catch_up_blocking, ProjectionError, ProjectionHandle};
+use sijil_store::vault::{MasterKey, Vault};
 use sijil_store::Store;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -422,5 +424,306 @@ fn workspaces_are_isolated() -> TestResult {
     assert!(h.read(|t| directory::get(t, w1.ws, c2))?.is_none());
     let listed = h.read(|t| directory::list(t, w2.ws, &PageQuery::default()))?;
     assert!(listed.entries.is_empty());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- sealed stores
+
+/// A store whose personal fields are sealed by a vault, with the sealed directory on it.
+struct SealedDirectory {
+    _dir: tempfile::TempDir,
+    store: Store,
+    vault: Vault,
+    handle: ProjectionHandle,
+}
+
+impl SealedDirectory {
+    fn new() -> SealedDirectory {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open store");
+        let master = MasterKey::generate().expect("master key");
+        let vault = Vault::unlock(store.db(), dir.path().join("vault.kek"), master).expect("vault");
+        let handle = ProjectionHandle::open(
+            store.db(),
+            Arc::new(directory::SealedDirectoryProjection::new(vault.clone())),
+        )
+        .expect("open directory");
+        SealedDirectory {
+            _dir: dir,
+            store,
+            vault,
+            handle,
+        }
+    }
+
+    /// Seals `events` as the gateway does (forgetting in the vault before a
+    /// `CustomerForgotten` is appended), appends them and catches the directory up.
+    fn append(&self, ws: WorkspaceId, events: &[DomainEvent]) {
+        let mut sealed = Vec::with_capacity(events.len());
+        for event in events {
+            let mut event = event.clone();
+            if let DomainEvent::CustomerForgotten(e) = &event {
+                self.vault.forget(ws, e.customer_id).expect("forget");
+            } else if let Some(subject) = personal::data_subject(&event).customer() {
+                self.vault.seal(&mut event, ws, subject).expect("seal");
+            }
+            sealed.push(event);
+        }
+        append_blocking(&self.store, ws, &sealed);
+        self.handle.catch_up(&self.store).expect("catch up");
+    }
+
+    fn search(&self, ws: WorkspaceId, text: &str) -> Result<Vec<CustomerId>, ProjectionError> {
+        let query = PageQuery {
+            first: Some(100),
+            after: None,
+        };
+        let page = self
+            .handle
+            .read(|t| directory::search_sealed(t, &self.vault, ws, text, &query))?;
+        Ok(page.entries.iter().map(|e| e.customer_id).collect())
+    }
+
+    fn by(
+        &self,
+        ws: WorkspaceId,
+        kind: ContactKind,
+        value: &str,
+    ) -> Result<Vec<(CustomerId, CustomerId)>, ProjectionError> {
+        let point = ContactPoint {
+            kind,
+            value: value.to_owned(),
+        };
+        let hits = self
+            .handle
+            .read(|t| directory::by_contact_sealed(t, &self.vault, ws, &point))?;
+        Ok(matched(&hits))
+    }
+
+    fn by_reference(
+        &self,
+        ws: WorkspaceId,
+        reference: &str,
+    ) -> Result<Vec<(CustomerId, CustomerId)>, ProjectionError> {
+        let hits = self
+            .handle
+            .read(|t| directory::by_reference_sealed(t, &self.vault, ws, reference))?;
+        Ok(matched(&hits))
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.handle
+            .read(dump)
+            .into_iter()
+            .flat_map(|(k, v)| k.into_iter().chain(v))
+            .collect()
+    }
+}
+
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn sealed_lookups_and_prefix_search_find_customers_without_plaintext() -> TestResult {
+    // Given a sealed store with customers of several scripts
+    let mut w = World::new(11);
+    let amina = w.register(
+        "Amina Al-Harbi",
+        "C-1001",
+        &[
+            (ContactKind::Email, "Amina@Example.com"),
+            (ContactKind::Phone, "+966 50 123 4567"),
+            (ContactKind::Social, "x:@amina"),
+            (ContactKind::Messaging, "whatsapp:+966501234567"),
+        ],
+    )?;
+    let mohammed = w.register("مُحَمَّد عبد الله", "C-1002", &[])?;
+    let jose = w.register("José Álvarez", "C-1003", &[])?;
+    let long = w.register("Abcdefghijklmnopqrstuvwxyz Ng", "C-1004", &[])?;
+    let s = SealedDirectory::new();
+    let ws = w.ws;
+    s.append(ws, &w.log);
+    // When looked up by each value, in any accepted spelling / Then Amina answers
+    let one = vec![(amina, amina)];
+    assert_eq!(s.by_reference(ws, "c-1001")?, one);
+    assert_eq!(s.by(ws, ContactKind::Email, "amina@EXAMPLE.com")?, one);
+    assert_eq!(s.by(ws, ContactKind::Phone, "+966501234567")?, one);
+    assert_eq!(s.by(ws, ContactKind::Social, "x:@amina")?, one);
+    assert_eq!(
+        s.by(ws, ContactKind::Messaging, "whatsapp:+966501234567")?,
+        one
+    );
+    assert!(s
+        .by(ws, ContactKind::Email, "other@example.com")?
+        .is_empty());
+    assert!(s.by_reference(ws, "C-1002")? == vec![(mohammed, mohammed)]);
+    // And prefix search works for Arabic (tashkeel ignored) and Latin (diacritics ignored)
+    assert_eq!(s.search(ws, "محم")?, vec![mohammed]);
+    assert_eq!(s.search(ws, "مُحَمَّد")?, vec![mohammed]);
+    assert_eq!(s.search(ws, "عبد")?, vec![mohammed]);
+    assert_eq!(s.search(ws, "JOSE")?, vec![jose]);
+    assert_eq!(s.search(ws, "álv")?, vec![jose]);
+    assert_eq!(s.search(ws, "amina har")?, vec![amina]);
+    assert!(s.search(ws, "amina jose")?.is_empty());
+    assert!(s.search(ws, "zzz")?.is_empty());
+    // Words longer than the bound match on their first MAX_PREFIX_CHARS characters
+    assert_eq!(s.search(ws, "abcdefghijklmnopq")?, vec![long]);
+    let mut a = s.search(ws, "a")?;
+    a.sort();
+    let mut expected = vec![amina, jose, long];
+    expected.sort();
+    assert_eq!(a, expected);
+    assert_eq!(
+        s.search(ws, " -- ").expect_err("no word").code(),
+        "VALIDATION"
+    );
+    // And paging walks every hit exactly once
+    for size in [1, 2, 5] {
+        let mut seen = all_pages(&s.handle, size, |t, q| {
+            directory::search_sealed(t, &s.vault, ws, "a", q)
+        })?;
+        seen.sort();
+        assert_eq!(seen, expected, "page size {size}");
+    }
+    // The plaintext lookups find nothing on a sealed store (nothing is indexed in clear)
+    assert!(s
+        .handle
+        .read(|t| directory::by_email(t, ws, "amina@example.com"))?
+        .is_empty());
+    // And no personal text is stored anywhere in the tree
+    let bytes = s.bytes();
+    for secret in ["Amina", "amina", "Example", "C-1001", "jose", "Jos", "966"] {
+        assert!(!holds(&bytes, secret), "{secret} is stored in clear");
+    }
+    // The rows still serve (sealed) profiles
+    let row = s
+        .handle
+        .read(|t| directory::get(t, ws, amina))?
+        .expect("row");
+    assert!(row.display_name.starts_with("sjl1:"));
+    Ok(())
+}
+
+#[test]
+fn sealed_changes_merges_and_forget_remove_every_index_key() -> TestResult {
+    // Given A and B, renamed and with changed contact points, then B merged into A
+    let mut w = World::new(12);
+    let a = w.register(
+        "Yusuf Mansour",
+        "ERASE-A",
+        &[(ContactKind::Email, "yusuf@private.example")],
+    )?;
+    let b = w.register(
+        "Yousef Mansoor",
+        "ERASE-B",
+        &[(ContactKind::Phone, "+966511112222")],
+    )?;
+    let c = w.register(
+        "Mansour Other",
+        "KEEP-C",
+        &[(ContactKind::Email, "c@keep.example")],
+    )?;
+    let s = SealedDirectory::new();
+    let ws = w.ws;
+    s.append(ws, &w.log);
+    let mark = w.log.len();
+    w.rename(a, "Yusuf Haddad")?;
+    w.add_contact(a, ContactKind::Social, "x:@yusufm")?;
+    w.remove_contact(b, ContactKind::Phone, "+966 51 111 2222")?;
+    w.add_contact(b, ContactKind::Phone, "+966511113333")?;
+    s.append(ws, &w.log[mark..]);
+    // Then the index follows the changes
+    assert!(s.search(ws, "mansour")?.contains(&c));
+    assert!(!s.search(ws, "mansour")?.contains(&a));
+    assert_eq!(s.search(ws, "hadd")?, vec![a]);
+    assert_eq!(s.by(ws, ContactKind::Social, "x:@yusufm")?, vec![(a, a)]);
+    assert!(s.by(ws, ContactKind::Phone, "+966511112222")?.is_empty());
+    assert_eq!(s.by(ws, ContactKind::Phone, "+966511113333")?, vec![(b, b)]);
+    let a_row = s.handle.read(|t| directory::get(t, ws, a))?.expect("row");
+    assert_eq!(a_row.contact_points.len(), 2);
+
+    // When B is merged into A
+    let mark = w.log.len();
+    w.merge(b, a)?;
+    s.append(ws, &w.log[mark..]);
+    // Then B leaves search and its lookups resolve to A
+    assert!(s.search(ws, "yousef")?.is_empty());
+    assert_eq!(s.by(ws, ContactKind::Phone, "+966511113333")?, vec![(a, b)]);
+    assert_eq!(s.by_reference(ws, "erase-b")?, vec![(a, b)]);
+
+    // When A is forgotten
+    let mark = w.log.len();
+    w.forget(a)?;
+    s.append(ws, &w.log[mark..]);
+    // Then no index key of A or B is left (rows and merge links hold nothing personal), and
+    // C is untouched
+    let ids = [a.as_uuid(), b.as_uuid()];
+    let leftover: Vec<Vec<u8>> = s
+        .handle
+        .read(dump)
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| !matches!(k.first(), Some(b'C' | b'M')))
+        .filter(|k| ids.iter().any(|id| k.ends_with(id.as_bytes())))
+        .collect();
+    assert!(leftover.is_empty(), "index keys left: {leftover:?}");
+    assert!(s.by_reference(ws, "ERASE-A")?.is_empty());
+    assert!(s.by_reference(ws, "ERASE-B")?.is_empty());
+    assert!(s.by(ws, ContactKind::Social, "x:@yusufm")?.is_empty());
+    assert!(s.search(ws, "yusuf")?.is_empty());
+    assert_eq!(s.search(ws, "mansour")?, vec![c]);
+    assert_eq!(
+        s.by(ws, ContactKind::Email, "c@keep.example")?,
+        vec![(c, c)]
+    );
+    let bytes = s.bytes();
+    for secret in [
+        "yusuf",
+        "Yusuf",
+        "private.example",
+        "ERASE",
+        "Haddad",
+        "966",
+    ] {
+        assert!(!holds(&bytes, secret), "{secret} is stored in clear");
+    }
+
+    // And a rebuild (the vault now reads A and B as erased) equals the incremental build
+    let incremental = s.handle.read(dump);
+    s.handle.rebuild(&s.store)?;
+    assert_eq!(s.handle.read(dump), incremental);
+    Ok(())
+}
+
+#[test]
+fn sealed_rebuild_equals_incremental_build() -> TestResult {
+    // Given a workspace with renames, contact changes and a merge, applied in steps
+    let mut w = World::new(13);
+    let s = SealedDirectory::new();
+    let ws = w.ws;
+    let mut people = Vec::new();
+    for i in 0..12 {
+        let email = format!("person{i}@example.com");
+        people.push(w.register(
+            &format!("Person{i} عائلة"),
+            &format!("R-{i}"),
+            &[(ContactKind::Email, email.as_str())],
+        )?);
+    }
+    s.append(ws, &w.log);
+    let mark = w.log.len();
+    w.rename(people[0], "Renamed Zero")?;
+    w.add_contact(people[1], ContactKind::Phone, "+966500000001")?;
+    w.remove_contact(people[2], ContactKind::Email, "person2@example.com")?;
+    w.merge(people[3], people[4])?;
+    s.append(ws, &w.log[mark..]);
+    let incremental = s.handle.read(dump);
+    // When rebuilt from the log / Then the model is byte for byte the same
+    s.handle.rebuild(&s.store)?;
+    assert_eq!(s.handle.read(dump), incremental);
+    // (12 people, one renamed away from the family name, one merged away)
+    assert_eq!(s.search(ws, "عائ")?.len(), 10);
+    assert_eq!(s.search(ws, "renamed")?, vec![people[0]]);
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! give exactly the rows each projection builds alone (checkpoint included), a projection
 //! that fails in a shared chunk stops at the failing event with the events before it
 //! committed while the others go on, lanes that start at different checkpoints each resume
-//! from their own, the runner's shared start-up catch-up serves reads, and upcast events
-//! reach projections at their current schema version.
+//! from their own, the runner's `rebuild_all` swaps every projection to an equal new
+//! generation, and upcast events reach projections at their current schema version.
 
 mod projection_support;
 
@@ -237,7 +237,7 @@ fn lanes_at_different_checkpoints_each_resume_from_their_own() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_runner_catches_up_together_at_start_and_then_follows() -> TestResult {
+async fn the_runner_follows_and_rebuilds_all_with_one_shared_scan() -> TestResult {
     let worlds = history()?;
     // Each projection built alone (on a plain thread: it runs its own runtime).
     let expected: Vec<(&'static str, Rows)> = std::thread::scope(|s| {

@@ -140,8 +140,8 @@ fn customer_at(
             if recorded.position > position {
                 break 'read;
             }
-            let event = open_event(vault, store, recorded)
-                .map_err(|e| ApiError::internal(e).extend())?;
+            let event =
+                open_event(vault, store, recorded).map_err(|e| ApiError::internal(e).extend())?;
             state = CustomerAggregate::evolve(state, &event);
             version = recorded.version;
         }
@@ -338,7 +338,9 @@ impl AuditQuery {
                 .extend())
             }
         };
-        let Some((mut customer, version)) = customer_at(&shared.store, shared.vault.as_ref(), ws, id, position)? else {
+        let Some((mut customer, version)) =
+            customer_at(&shared.store, shared.vault.as_ref(), ws, id, position)?
+        else {
             return Err(
                 ApiError::NotFound(format!("customer {id} at position {position}")).extend(),
             );
@@ -350,11 +352,12 @@ impl AuditQuery {
         }
         let store = shared.store.clone();
         let vault = shared.vault.clone();
-        let mut timeline =
-            tokio::task::spawn_blocking(move || rebuild_timeline(&store, vault.as_ref(), ws, position))
-                .await
-                .map_err(|e| ApiError::internal(e).extend())?
-                .map_err(|e| e.extend())?;
+        let mut timeline = tokio::task::spawn_blocking(move || {
+            rebuild_timeline(&store, vault.as_ref(), ws, position)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e).extend())?
+        .map_err(|e| e.extend())?;
         timeline.erase = erase;
         Ok(CustomerAsOf {
             position,

@@ -260,7 +260,9 @@ pub fn timeline_page(
             .into_iter()
             .map(|e| TimelineEdge {
                 cursor: e.cursor.clone(),
-                node: TimelineEntryNode(e),
+                node: TimelineEntryNode(crate::schema::erasure::open_entry(
+                    shared, ws, customer, e,
+                )),
             })
             .collect(),
         page_info: PageInfo {
@@ -405,8 +407,10 @@ impl CustomerQuery {
         let ws = workspace(ctx)?;
         let hits = shared
             .projections
-            .read("directory", |tree| {
-                directory::by_reference(tree, ws, &reference)
+            .read("directory", |tree| match &shared.vault {
+                // A sealed store indexes keyed hashes (see the directory's docs).
+                Some(vault) => directory::by_reference_sealed(tree, vault, ws, &reference),
+                None => directory::by_reference(tree, ws, &reference),
             })
             .map_err(projection_error)?
             .map_err(projection_error)?;
@@ -441,9 +445,16 @@ impl CustomerQuery {
         };
         let page = shared
             .projections
-            .read("directory", |tree| match search.as_deref() {
-                Some(text) => directory::search(tree, ws, text, &query),
-                None => directory::list(tree, ws, &query),
+            .read("directory", |tree| {
+                match (search.as_deref(), &shared.vault) {
+                    // A sealed store's search is an exact lookup of hashed name-word prefixes, so
+                    // its results are ordered by hash, then id (not alphabetically).
+                    (Some(text), Some(vault)) => {
+                        directory::search_sealed(tree, vault, ws, text, &query)
+                    }
+                    (Some(text), None) => directory::search(tree, ws, text, &query),
+                    (None, _) => directory::list(tree, ws, &query),
+                }
             })
             .map_err(projection_error)?
             .map_err(projection_error)?;

@@ -10,7 +10,8 @@
 
 use serde_json::Value;
 use sijil_domain as d;
-use sijil_store::projections::{decode_event, directory};
+use sijil_store::projections::{decode_event, directory, timeline};
+use sijil_store::vault::SEALED_PREFIX;
 use sijil_store::{Direction, RecordedEvent};
 
 use crate::context::Shared;
@@ -184,6 +185,60 @@ pub fn shown_text(
             }),
         None => text.to_owned(),
     }
+}
+
+/// The personal field a timeline entry of `kind` carries as its text, if any.
+fn entry_field(kind: timeline::EntryKind) -> Option<d::personal::PersonalField> {
+    use d::personal::PersonalField as F;
+    use timeline::EntryKind as K;
+    Some(match kind {
+        K::Registered => F::DisplayName,
+        K::Interaction => F::InteractionSummary,
+        K::Note => F::NoteText,
+        K::CaseOpened => F::CaseSubject,
+        K::CaseEscalated => F::EscalationReason,
+        K::CaseDeescalated => F::DeescalationReason,
+        K::CaseResolved => F::Resolution,
+        K::CaseReopened => F::ReopenReason,
+        K::SurveyAnswered => F::SurveyComment,
+        K::FollowUpScheduled => F::FollowUpNote,
+        K::FollowUpCompleted => F::FollowUpOutcome,
+        K::FollowUpCancelled => F::FollowUpCancelReason,
+        K::Merged
+        | K::Forgotten
+        | K::CaseAssigned
+        | K::FirstResponse
+        | K::SlaBreached
+        | K::CaseClosed
+        | K::Recognition => return None,
+    })
+}
+
+/// Longest personal text shown in a timeline summary, in characters (as the projection
+/// shortens plaintext).
+const SUMMARY_TEXT_CHARS: usize = 160;
+
+/// A timeline entry of `customer`'s timeline as a reader may see it: a sealed personal text
+/// (the projection keeps it whole) is opened with the key of the customer it came from and
+/// shortened, or shown `[erased]` when that customer is forgotten or it does not open.
+pub fn open_entry(
+    shared: &Shared,
+    ws: d::WorkspaceId,
+    customer: d::CustomerId,
+    mut entry: timeline::TimelineEntry,
+) -> timeline::TimelineEntry {
+    let Some(at) = entry.summary.find(SEALED_PREFIX) else {
+        return entry;
+    };
+    let owner = entry.origin_customer.unwrap_or(customer);
+    let text = match entry_field(entry.kind) {
+        Some(field) => shown_text(shared, ws, owner, field, &entry.summary[at..]),
+        None => ERASED.to_owned(),
+    };
+    let text = sijil_store::projections::text::short(&text, SUMMARY_TEXT_CHARS);
+    entry.summary.truncate(at);
+    entry.summary.push_str(&text);
+    entry
 }
 
 #[cfg(test)]

@@ -15,9 +15,9 @@ use crate::error::ApiError;
 use crate::schema::case::{load_required as load_case, CaseNode};
 use crate::schema::customer::{load_required as load_customer, CustomerNode};
 use crate::schema::erasure::shown;
-use sijil_domain::personal::PersonalField as F;
 use crate::schema::types::{Channel, Direction, FollowUpReason, FollowUpStatus};
 use crate::time::DateTime;
+use sijil_domain::personal::PersonalField as F;
 
 fn fold<A: d::Aggregate>(
     shared: &Shared,

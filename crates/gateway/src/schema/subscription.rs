@@ -96,7 +96,14 @@ fn fresh_entries(
             let max = fresh.iter().map(|e| e.position).max().unwrap_or(seen);
             Ok((
                 count,
-                fresh.into_iter().map(TimelineEntryNode).collect(),
+                fresh
+                    .into_iter()
+                    .map(|e| {
+                        TimelineEntryNode(crate::schema::erasure::open_entry(
+                            shared, ws, customer, e,
+                        ))
+                    })
+                    .collect(),
                 max,
             ))
         })

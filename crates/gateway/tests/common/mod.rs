@@ -50,7 +50,9 @@ impl TestServer {
         config: GatewayConfig,
         vault: Option<Vault>,
     ) -> TestServer {
-        let projections = Arc::new(Projections::start(store.clone()).expect("projections"));
+        let projections = Arc::new(
+            Projections::start_with_vault(store.clone(), vault.clone()).expect("projections"),
+        );
         let gateway = match &vault {
             Some(vault) => Gateway::with_vault(
                 store.clone(),

@@ -16,6 +16,7 @@ use sijil_domain::{
     RecognitionBasis, Reward, Timestamp,
 };
 use sijil_store::projections::encode_event;
+use sijil_store::vault::Vault;
 use sijil_store::{BulkAppend, ExpectedVersion, NewEvent, RecordedAt, Store};
 use uuid::Uuid;
 
@@ -61,6 +62,8 @@ struct Flow {
 /// Where events go: bulk appends of [`CHUNK_EVENTS`].
 struct Out<'a> {
     store: &'a Store,
+    /// Seals personal fields before they are encoded, when the store has a vault.
+    vault: Option<&'a Vault>,
     workspace: Uuid,
     rng: Rng,
     pending: Vec<BulkAppend>,
@@ -86,6 +89,15 @@ impl Out<'_> {
         let mut cause = causation;
         let mut batch = Vec::with_capacity(events.len());
         for event in &events {
+            let mut sealed;
+            let event = match self.vault {
+                Some(vault) => {
+                    sealed = event.clone();
+                    self.seal(vault, &stream, &mut sealed)?;
+                    &sealed
+                }
+                None => event,
+            };
             let occurred_at = event.occurred_at().millis();
             let event_id = self.rng.uuid_v7(occurred_at);
             batch.push(NewEvent {
@@ -112,6 +124,28 @@ impl Out<'_> {
             self.flush()?;
         }
         Ok(cause)
+    }
+
+    /// Seals the personal fields of `event` (of `stream`) under its customer's key.
+    fn seal(&self, vault: &Vault, stream: &str, event: &mut DomainEvent) -> Result<()> {
+        let ws = sijil_domain::WorkspaceId::new(self.workspace)
+            .map_err(|_| anyhow!("the demo workspace is not a UUID v7"))?;
+        vault
+            .record_link(ws, event)
+            .context("recording a demo case link")?;
+        let subject =
+            sijil_gateway::shredding::subject_of(vault, self.store, ws, event, stream, None)
+                .map_err(|e| anyhow!("finding whose data a demo event holds: {e}"))?;
+        match subject {
+            Some(customer) => vault
+                .seal(event, ws, customer)
+                .context("sealing a demo event"),
+            None if sijil_domain::personal::has_personal(event) => Err(anyhow!(
+                "a demo {} event holds personal data but names no customer",
+                event.event_type()
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Appends what is queued.
@@ -147,6 +181,7 @@ struct Exec<'a> {
 pub fn execute(
     plan: &Plan,
     store: &Store,
+    vault: Option<&Vault>,
     seed: u64,
     on_written: &mut dyn FnMut(u64),
 ) -> Result<u64> {
@@ -154,6 +189,7 @@ pub fn execute(
         plan,
         out: Out {
             store,
+            vault,
             workspace: plan.workspace,
             rng: Rng::new(seed).fork(4, 0),
             pending: Vec::new(),

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use sijil_store::vault::Vault;
 use sijil_store::Store;
 use uuid::Uuid;
 
@@ -49,8 +50,16 @@ impl DemoReport {
 }
 
 /// Fills `store`, which must be empty, with `customers` customers' history from `seed`.
-/// Shows a progress bar on a terminal when `progress` is set.
-pub fn run(store: &Store, customers: u32, seed: u64, progress: bool) -> Result<DemoReport> {
+/// Shows a progress bar on a terminal when `progress` is set. With a `vault`, personal fields
+/// are sealed (so the log is no longer the same byte for byte across runs: each seal uses a
+/// fresh nonce) and the forgotten demo customer's key is destroyed at the end.
+pub fn run(
+    store: &Store,
+    vault: Option<&Vault>,
+    customers: u32,
+    seed: u64,
+    progress: bool,
+) -> Result<DemoReport> {
     let head = store.head_position();
     if head > 0 {
         bail!(
@@ -85,8 +94,13 @@ pub fn run(store: &Store, customers: u32, seed: u64, progress: bool) -> Result<D
             // Events track steps closely (most steps give one event).
             bar.set_position(events_so_far.min(total_steps));
         };
-        exec::execute(&plan, store, seed, &mut on_written)?
+        exec::execute(&plan, store, vault, seed, &mut on_written)?
     };
+    if let Some(vault) = vault {
+        // The demo's `CustomerForgotten` events are durable: destroy those keys now.
+        sijil_gateway::shredding::repair(vault, store)
+            .map_err(|e| anyhow::anyhow!("shredding the forgotten demo customers: {e}"))?;
+    }
     bar.finish_and_clear();
     Ok(DemoReport {
         workspace: plan.workspace,

@@ -129,6 +129,23 @@ pub fn default_projections() -> Vec<Arc<dyn Projection>> {
     ]
 }
 
+/// The four standard projections for a store whose personal fields are sealed by `vault`
+/// (the directory indexes keyed hashes, see [`directory`]); `None` gives
+/// [`default_projections`].
+pub fn default_projections_with_vault(
+    vault: Option<crate::vault::Vault>,
+) -> Vec<Arc<dyn Projection>> {
+    match vault {
+        None => default_projections(),
+        Some(vault) => vec![
+            Arc::new(timeline::TimelineProjection),
+            Arc::new(escalation::EscalationProjection),
+            Arc::new(metrics::MetricsProjection),
+            Arc::new(directory::SealedDirectoryProjection::new(vault)),
+        ],
+    }
+}
+
 /// Opens `projection` in `store`'s database and applies the log up to the durable head,
 /// without tokio tasks (for the CLI and tools). Returns the handle for queries.
 pub fn catch_up_blocking(

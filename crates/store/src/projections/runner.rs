@@ -1,9 +1,8 @@
 //! Owns [`Projections`], the async runner: one tokio task per projection that catches up
 //! from its checkpoint (rebuilding first after a version change) and then follows the store's
 //! durable head, plus read-your-writes waiting, on-demand rebuilds and checks, and status.
-//! At start-up all projections first catch up together, sharing one scan of the log per
-//! chunk, before each task follows the head on its own. The blocking work runs on tokio's
-//! blocking pool.
+//! [`Projections::rebuild_all`] rebuilds every projection with one shared scan of the log.
+//! The blocking work runs on tokio's blocking pool.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,7 +16,7 @@ use crate::store::Store;
 use super::error::ProjectionError;
 use super::handle::ProjectionHandle;
 use super::status::{CheckReport, ProjectionStatus, RebuildStats};
-use super::{default_projections, Projection};
+use super::{default_projections, default_projections_with_vault, Projection};
 
 /// The running projections of one store. Cheap to clone; the tasks stop when the last clone
 /// is dropped (a chunk being applied finishes and commits first).
@@ -58,6 +57,15 @@ impl Projections {
         Projections::start_with(store, default_projections())
     }
 
+    /// Like [`Projections::start`], for a store whose personal fields may be sealed by
+    /// `vault` (see [`default_projections_with_vault`]).
+    pub fn start_with_vault(
+        store: Store,
+        vault: Option<crate::vault::Vault>,
+    ) -> Result<Projections, ProjectionError> {
+        Projections::start_with(store, default_projections_with_vault(vault))
+    }
+
     /// Opens and starts the given projections (names must be unique).
     pub fn start_with(
         store: Store,
@@ -76,19 +84,16 @@ impl Projections {
             handles.push(Arc::new(ProjectionHandle::open(store.db(), projection)?));
         }
         let (shutdown, _) = watch::channel(false);
-        let (ready_tx, ready) = watch::channel(false);
-        let mut tasks: Vec<JoinHandle<()>> = handles
+        let tasks = handles
             .iter()
             .map(|handle| {
                 runtime.spawn(follow(
                     store.clone(),
                     Arc::clone(handle),
-                    ready.clone(),
                     shutdown.subscribe(),
                 ))
             })
             .collect();
-        tasks.push(runtime.spawn(bootstrap(store.clone(), handles.clone(), ready_tx)));
         Ok(Projections {
             inner: Arc::new(Inner {
                 store,
@@ -213,34 +218,8 @@ impl Projections {
     }
 }
 
-/// The start-up catch-up: every projection is brought to the head with one shared scan of
-/// the log per chunk ([`ProjectionHandle::catch_up_together`]); then the followers, which
-/// wait for `ready`, take over. Failures are recorded on the handles as usual.
-async fn bootstrap(store: Store, handles: Vec<Arc<ProjectionHandle>>, ready: watch::Sender<bool>) {
-    let result = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&ProjectionHandle> = handles.iter().map(Arc::as_ref).collect();
-        ProjectionHandle::catch_up_together(&store, &refs);
-    })
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "shared start-up catch-up did not finish; projections catch up on their own");
-    }
-    ready.send_replace(true);
-}
-
-/// One projection's task: wait for the start-up catch-up, catch up, then follow the head;
-/// on failure wait for a kick.
-async fn follow(
-    store: Store,
-    handle: Arc<ProjectionHandle>,
-    mut ready: watch::Receiver<bool>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    tokio::select! {
-        // An error means the start-up task is gone: follow on our own.
-        _ = ready.wait_for(|r| *r) => {}
-        _ = shutdown.changed() => return,
-    }
+/// One projection's task: catch up, then follow the head; on failure wait for a kick.
+async fn follow(store: Store, handle: Arc<ProjectionHandle>, mut shutdown: watch::Receiver<bool>) {
     let mut head = store.watch_head();
     loop {
         if *shutdown.borrow() {

@@ -326,12 +326,10 @@ impl CustomerMutation {
         if let Some(vault) = write.shared.vault.clone() {
             let store = write.shared.store.clone();
             let ws = write.ws;
-            tokio::task::spawn_blocking(move || {
-                crate::shredding::forget(&vault, &store, ws, id)
-            })
-            .await
-            .map_err(|e| ApiError::internal(e).extend())?
-            .map_err(|e| ApiError::from(e).extend())?;
+            tokio::task::spawn_blocking(move || crate::shredding::forget(&vault, &store, ws, id))
+                .await
+                .map_err(|e| ApiError::internal(e).extend())?
+                .map_err(|e| ApiError::from(e).extend())?;
         }
         payload(&write, &outcome, id)
     }

@@ -13,7 +13,7 @@ use super::super::overlay::Overlay;
 use super::super::rows;
 use super::super::text::tokens;
 use super::super::EventMeta;
-use super::{contact_code, Profile, StoredRow, CONTACT, MERGED, REFERENCE, ROW, SEARCH};
+use super::{contact_code, Profile, StoredRow, CONTACT, HASHED, MERGED, REFERENCE, ROW, SEARCH};
 
 /// Most customers one erasure walks through via merges.
 const MAX_MERGED: usize = 10_000;
@@ -51,12 +51,21 @@ pub(crate) fn token_key(ws: Uuid, token: &str, customer: Uuid) -> Vec<u8> {
         .build()
 }
 
+/// The key of `hash` for `customer` in the keyed-hash index of a sealed store.
+pub(crate) fn hashed_key(ws: Uuid, hash: &[u8; 32], customer: Uuid) -> Vec<u8> {
+    Key::new(HASHED).uuid(ws).bytes(hash).uuid(customer).build()
+}
+
+pub(crate) fn hashed_prefix(ws: Uuid, hash: &[u8; 32]) -> Vec<u8> {
+    Key::new(HASHED).uuid(ws).bytes(hash).build()
+}
+
 fn with_customer(mut prefix: Vec<u8>, customer: Uuid) -> Vec<u8> {
     prefix.extend_from_slice(customer.as_bytes());
     prefix
 }
 
-fn merged_prefix(ws: Uuid, survivor: Uuid) -> Vec<u8> {
+pub(crate) fn merged_prefix(ws: Uuid, survivor: Uuid) -> Vec<u8> {
     Key::new(MERGED).uuid(ws).uuid(survivor).build()
 }
 
@@ -71,7 +80,7 @@ pub(crate) fn load(
         .transpose()
 }
 
-fn save(
+pub(crate) fn save(
     ov: &mut Overlay<'_>,
     ws: Uuid,
     customer: Uuid,
@@ -96,14 +105,28 @@ fn unindex_name(ov: &mut Overlay<'_>, ws: Uuid, customer: Uuid, words: &[String]
     }
 }
 
-/// Removes every index key of `profile`.
-fn unindex_all(ov: &mut Overlay<'_>, ws: Uuid, customer: Uuid, profile: &Profile) {
-    ov.remove(with_customer(
-        reference_prefix(ws, &profile.reference),
-        customer,
-    ));
-    for point in &profile.contact_points {
-        ov.remove(with_customer(contact_prefix(ws, point), customer));
+/// Removes every index key of `profile` (plain and keyed-hash).
+pub(crate) fn unindex_all(ov: &mut Overlay<'_>, ws: Uuid, customer: Uuid, profile: &Profile) {
+    match &profile.sealed {
+        None => {
+            ov.remove(with_customer(
+                reference_prefix(ws, &profile.reference),
+                customer,
+            ));
+            for point in &profile.contact_points {
+                ov.remove(with_customer(contact_prefix(ws, point), customer));
+            }
+        }
+        Some(index) => {
+            let hashes = index
+                .reference
+                .iter()
+                .chain(index.contacts.iter().flatten())
+                .chain(index.names.iter());
+            for hash in hashes {
+                ov.remove(hashed_key(ws, hash, customer));
+            }
+        }
     }
     unindex_name(ov, ws, customer, &profile.tokens);
 }
@@ -151,6 +174,7 @@ pub(crate) fn apply(
                 registered_at: e.at,
                 merged_into: None,
                 tokens: words,
+                sealed: None,
             };
             save(ov, ws, customer, &StoredRow::Known(Box::new(profile)))
         }
@@ -212,6 +236,11 @@ pub(crate) fn apply(
             update(ov, ws, e.customer_id, |ov, customer, profile| {
                 unindex_name(ov, ws, customer, &profile.tokens);
                 profile.tokens.clear();
+                if let Some(index) = &mut profile.sealed {
+                    for hash in index.names.drain(..) {
+                        ov.remove(hashed_key(ws, &hash, customer));
+                    }
+                }
                 profile.merged_into = Some(into);
                 ov.insert(
                     with_customer(merged_prefix(ws, into.as_uuid()), customer),
@@ -226,7 +255,7 @@ pub(crate) fn apply(
 }
 
 /// Changes the profile of a known customer (forgotten or unknown customers are left alone).
-fn update(
+pub(crate) fn update(
     ov: &mut Overlay<'_>,
     ws: Uuid,
     customer: CustomerId,
@@ -241,7 +270,11 @@ fn update(
 }
 
 /// Erases `customer` and everyone merged into them (transitively).
-fn forget(ov: &mut Overlay<'_>, ws: Uuid, customer: Uuid) -> Result<(), ProjectionError> {
+pub(crate) fn forget(
+    ov: &mut Overlay<'_>,
+    ws: Uuid,
+    customer: Uuid,
+) -> Result<(), ProjectionError> {
     let mut people: BTreeSet<Uuid> = BTreeSet::new();
     let mut queue = vec![customer];
     while let Some(next) = queue.pop() {

@@ -20,6 +20,22 @@
 //! share a reference or a contact point (duplicates are what merges are for), so lookup keys
 //! end with the customer id and a lookup returns a list.
 //!
+//! # Sealed stores
+//!
+//! With a vault ([`SealedDirectoryProjection`]) events arrive with their personal fields
+//! sealed, and rows keep them sealed. The projection opens a copy of each event in memory
+//! (never written) and indexes keyed hashes ([`Vault::index_key`]) instead of text, under
+//! `H ‖ ws ‖ hash (32) ‖ customer` (empty value), with purposes `reference`,
+//! `contact:<kind>` and `name-prefix`: the folded reference, each contact point value as the
+//! domain normalised it, and every prefix of 1 to [`MAX_PREFIX_CHARS`] characters of each
+//! name token. Prefix search hashes the query words (cut to that many characters) and looks
+//! them up exactly; results are ordered by the hash of the longest query word's prefix, then
+//! by id, which is stable but unrelated to the names (unlike the unsealed order). The hashes
+//! are listed in the row ([`SealedIndex`]) so renames, removed contact points, merges and
+//! erasures delete exactly those keys. A customer whose fields already read as erased when
+//! an event is applied (a rebuild after a forget) indexes nothing, so a rebuild equals the
+//! incremental build once the `CustomerForgotten` event is applied.
+//!
 //! Merges (B merged into A): B's row records `merged_into = A` and B's name keys are removed,
 //! so B no longer appears in search or in the listing. B's reference and contact point keys
 //! stay and **resolve to the survivor at query time** (the chain of `merged_into` is
@@ -33,6 +49,7 @@
 
 mod apply;
 mod query;
+mod sealed;
 
 use serde::{Deserialize, Serialize};
 use sijil_domain::{Channel, ContactKind, ContactPoint, CustomerId, DomainEvent, Timestamp};
@@ -40,10 +57,16 @@ use sijil_domain::{Channel, ContactKind, ContactPoint, CustomerId, DomainEvent, 
 use super::error::ProjectionError;
 use super::overlay::Overlay;
 use super::{EventMeta, Projection};
+#[cfg(doc)]
+use crate::vault::Vault;
 
 pub use query::{
     by_contact, by_email, by_messaging, by_phone, by_reference, by_social, get, list, search,
     DirectoryEntry, DirectoryHit, DirectoryPage, PageQuery,
+};
+pub use sealed::{
+    by_contact_sealed, by_reference_sealed, search_sealed, SealedDirectoryProjection,
+    MAX_PREFIX_CHARS,
 };
 
 /// Keyspace of customer rows.
@@ -54,6 +77,8 @@ pub(crate) const REFERENCE: u8 = b'F';
 pub(crate) const CONTACT: u8 = b'P';
 /// Keyspace of the name token index.
 pub(crate) const SEARCH: u8 = b'S';
+/// Keyspace of the keyed-hash index of sealed stores.
+pub(crate) const HASHED: u8 = b'H';
 /// Keyspace of merged customers by survivor.
 pub(crate) const MERGED: u8 = b'M';
 
@@ -81,8 +106,25 @@ pub struct Profile {
     pub registered_at: Timestamp,
     /// The customer this one was merged into (the direct target; follow it for the survivor).
     pub merged_into: Option<CustomerId>,
-    /// The folded name tokens currently indexed (so they can be removed on change).
+    /// The folded name tokens currently indexed (so they can be removed on change); empty
+    /// on a sealed store, whose name index is in `sealed`.
     pub tokens: Vec<String>,
+    /// On a sealed store: the keyed hashes this customer is indexed under (see
+    /// [`sealed`](self#sealed-stores)); `None` on a store without a vault.
+    pub sealed: Option<SealedIndex>,
+}
+
+/// The keyed hashes ([`Vault::index_key`]) a customer of a sealed store is indexed under, so
+/// a change or an erasure removes exactly those keys without needing the plaintext.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct SealedIndex {
+    /// Hash of the folded reference (`None` when the customer's fields read as erased).
+    pub reference: Option<[u8; 32]>,
+    /// Hash of each contact point, parallel to [`Profile::contact_points`] (`None` when it
+    /// could not be opened).
+    pub contacts: Vec<Option<[u8; 32]>>,
+    /// Hashes of the name-word prefixes, sorted, without duplicates.
+    pub names: Vec<[u8; 32]>,
 }
 
 /// The stored row of one customer.
@@ -97,7 +139,7 @@ pub enum StoredRow {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DirectoryProjection;
 
-const TYPES: &[&str] = &[
+pub(crate) const TYPES: &[&str] = &[
     "CustomerRegistered",
     "CustomerProfileUpdated",
     "ContactPointAdded",
@@ -113,7 +155,8 @@ impl Projection for DirectoryProjection {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: rows gained `Profile::sealed`.
+        2
     }
 
     fn event_types(&self) -> &'static [&'static str] {

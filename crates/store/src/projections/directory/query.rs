@@ -43,7 +43,7 @@ pub struct DirectoryEntry {
 }
 
 impl DirectoryEntry {
-    fn new(customer_id: CustomerId, row: StoredRow) -> DirectoryEntry {
+    pub(super) fn new(customer_id: CustomerId, row: StoredRow) -> DirectoryEntry {
         match row {
             StoredRow::Forgotten => DirectoryEntry {
                 customer_id,
@@ -71,6 +71,7 @@ impl DirectoryEntry {
                     registered_at,
                     merged_into,
                     tokens: _,
+                    sealed: _,
                 } = *profile;
                 DirectoryEntry {
                     customer_id,
@@ -119,7 +120,7 @@ pub struct DirectoryPage {
     pub end_cursor: Option<String>,
 }
 
-fn read_row(
+pub(super) fn read_row(
     tree: &sled::Tree,
     ws: Uuid,
     customer: Uuid,
@@ -164,7 +165,7 @@ fn survivor(
 
 /// Every customer whose index key starts with `prefix` (the key ends with the id), resolved
 /// to survivors, without duplicates and without forgotten customers.
-fn lookup(
+pub(super) fn lookup(
     tree: &sled::Tree,
     ws: Uuid,
     prefix: &[u8],
@@ -269,7 +270,7 @@ pub fn by_messaging(
     by_kind(tree, ws, ContactKind::Messaging, id)
 }
 
-fn page_size(query: &PageQuery) -> Result<usize, ProjectionError> {
+pub(super) fn page_size(query: &PageQuery) -> Result<usize, ProjectionError> {
     let size = query.first.unwrap_or(DEFAULT_PAGE);
     if size > MAX_PAGE {
         return Err(ProjectionError::InvalidQuery(format!(
@@ -284,7 +285,7 @@ fn decode_cursor(text: &str) -> Result<Vec<u8>, ProjectionError> {
     cursor::decode(text, text.len() * 3 / 4)
 }
 
-fn finish(
+pub(super) fn finish(
     scanned: Scanned<DirectoryEntry>,
     base_len: usize,
 ) -> Result<DirectoryPage, ProjectionError> {

@@ -21,6 +21,11 @@ use super::{
     FOLLOW_UP, FORGOTTEN, MERGED, REDIRECT,
 };
 
+/// Whether `text` is a sealed personal field (kept whole in summaries).
+fn is_sealed(text: &str) -> bool {
+    text.starts_with(crate::vault::SEALED_PREFIX)
+}
+
 /// Longest personal text kept in a summary, in characters.
 const TEXT_CHARS: usize = 160;
 /// Longest merge chain followed (guards against cycles in bad data).
@@ -58,8 +63,15 @@ impl Draft {
         }
     }
 
+    /// The personal part of the summary. A sealed field (see [`crate::vault`]) is kept
+    /// whole, never shortened, so the gateway can open it when serving; plaintext is cut to
+    /// [`TEXT_CHARS`].
     fn text(mut self, text: &str) -> Draft {
-        self.text = Some(short(text, TEXT_CHARS));
+        self.text = Some(if is_sealed(text) {
+            text.to_owned()
+        } else {
+            short(text, TEXT_CHARS)
+        });
         self
     }
 
@@ -227,8 +239,14 @@ pub(super) fn apply(
     };
     match event {
         DomainEvent::CustomerRegistered(e) => {
-            let draft = Draft::new(EntryKind::Registered, "Registered")
-                .text(&format!("{} ({})", e.display_name, e.reference));
+            // Sealed: the name alone (one field the gateway can open); the reference is on
+            // the customer's page.
+            let text = if is_sealed(&e.display_name) {
+                e.display_name.clone()
+            } else {
+                format!("{} ({})", e.display_name, e.reference)
+            };
+            let draft = Draft::new(EntryKind::Registered, "Registered").text(&text);
             place(ov, &ctx, e.customer_id.as_uuid(), None, draft)
         }
         DomainEvent::CustomerMerged(e) => merge(ov, &ctx, e),
@@ -323,7 +341,17 @@ pub(super) fn apply(
             } else {
                 ""
             };
-            let fixed = format!("Resolved (root cause: {}{fcr})", short(&e.root_cause, 60));
+            // A sealed root cause is personal text that cannot be shortened: left out.
+            let fixed = if is_sealed(&e.root_cause) {
+                let fcr = if e.first_contact_resolution {
+                    " (first contact)"
+                } else {
+                    ""
+                };
+                format!("Resolved{fcr}")
+            } else {
+                format!("Resolved (root cause: {}{fcr})", short(&e.root_cause, 60))
+            };
             let mut draft = Draft::new(EntryKind::CaseResolved, fixed).text(&e.resolution);
             draft.entry.agent_id = e.agent;
             case_entry(ov, &ctx, e.case_id, draft)

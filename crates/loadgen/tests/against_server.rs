@@ -1,0 +1,164 @@
+//! Drives the real `sijil serve` (demo data, random port) with `sijil-load` in every scenario
+//! and checks the JSON reports: each scenario did real work and met no unexpected error.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `sijil` binary next to `sijil-load`, built on demand when this package is tested alone.
+fn sijil_binary() -> PathBuf {
+    let load = PathBuf::from(env!("CARGO_BIN_EXE_sijil-load"));
+    let sijil = load.with_file_name(format!("sijil{}", std::env::consts::EXE_SUFFIX));
+    if !sijil.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "sijil", "--bin", "sijil"])
+            .status()
+            .expect("run cargo build -p sijil");
+        assert!(status.success(), "cargo build -p sijil failed");
+    }
+    assert!(sijil.exists(), "no sijil binary at {}", sijil.display());
+    sijil
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path) -> Server {
+    let mut child = Command::new(sijil_binary())
+        .args([
+            "serve",
+            "--demo",
+            "--demo-customers",
+            "40",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--log", "warn", "--data"])
+        .arg(data)
+        .env("SIJIL_MASTER_KEY", "5a".repeat(32))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sijil serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut url, mut token) = (None, None);
+    while url.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = receiver
+            .recv_timeout(left)
+            .expect("serve printed its address in time");
+        if let Some(at) = line.find("sjl_") {
+            token = Some(
+                line[at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on ".len()..];
+            let address = rest.split_whitespace().next().unwrap_or("");
+            url = Some(address.trim_end_matches("/graphql").to_string());
+        }
+    }
+    Server {
+        child,
+        url: url.expect("url"),
+        token: token.expect("a new store prints an admin token"),
+    }
+}
+
+fn load(server: &Server, scenario: &str, out: &Path, extra: &[&str]) -> Value {
+    let status = Command::new(env!("CARGO_BIN_EXE_sijil-load"))
+        .args([
+            "--url",
+            &server.url,
+            "--token",
+            &server.token,
+            "--scenario",
+            scenario,
+        ])
+        .args(["--clients", "4", "--duration", "2", "--server-pid"])
+        .arg(server.child.id().to_string())
+        .arg("--json")
+        .arg(out)
+        .args(extra)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run sijil-load");
+    assert!(status.success(), "sijil-load {scenario} failed");
+    serde_json::from_slice(&std::fs::read(out).expect("json report")).expect("valid json")
+}
+
+fn count(report: &Value, op: &str) -> u64 {
+    report["ops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["op"] == op)
+        .and_then(|o| o["count"].as_u64())
+        .unwrap_or(0)
+}
+
+fn unexpected_errors(report: &Value) -> Vec<String> {
+    report["errors"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(code, _)| code.as_str() != "CONFLICT (retried)")
+        .map(|(code, n)| format!("{code}={n}"))
+        .collect()
+}
+
+#[test]
+fn every_scenario_runs_against_a_real_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = serve(&dir.path().join("data"));
+    let out = dir.path().join("report.json");
+
+    let timeline = load(&server, "timeline", &out, &[]);
+    assert!(count(&timeline, "timeline page") > 0, "{timeline}");
+    assert_eq!(unexpected_errors(&timeline), Vec::<String>::new());
+    assert!(timeline["server_rss_kib"].as_u64().unwrap_or(0) > 0);
+
+    let write = load(&server, "write", &out, &[]);
+    assert!(count(&write, "record interaction") > 0, "{write}");
+    assert!(count(&write, "open case") > 0, "{write}");
+    assert_eq!(count(&write, "open case"), count(&write, "resolve case"));
+    assert_eq!(unexpected_errors(&write), Vec::<String>::new());
+
+    let mixed = load(&server, "mixed", &out, &[]);
+    assert!(count(&mixed, "timeline page") > count(&mixed, "record interaction"));
+    assert_eq!(unexpected_errors(&mixed), Vec::<String>::new());
+
+    let audit = load(&server, "audit", &out, &[]);
+    assert!(count(&audit, "allEvents page") > 0, "{audit}");
+    assert_eq!(unexpected_errors(&audit), Vec::<String>::new());
+
+    let subscribe = load(&server, "subscribe", &out, &["--subscribers", "5"]);
+    assert!(count(&subscribe, "delivery lag") > 0, "{subscribe}");
+    assert_eq!(unexpected_errors(&subscribe), Vec::<String>::new());
+}
