@@ -250,7 +250,7 @@ fn find_duplicate(
     };
     for (index, (new, event)) in events.iter().zip(&stored).enumerate() {
         let in_place = event.version == first.version + index as u64;
-        if !in_place || event.stream_id != stream || !same_content(new, event) {
+        if !in_place || event.stream_id != stream || !new.is_stored_as(event) {
             return Ok(Err(mismatch(index)));
         }
     }
@@ -259,18 +259,4 @@ fn find_duplicate(
         last_position: last.position,
         next_version: last.version + 1,
     })))
-}
-
-/// Whether a stored event carries exactly what `new` asks to append.
-fn same_content(new: &NewEvent, stored: &RecordedEvent) -> bool {
-    new.event_id == stored.event_id
-        && new.workspace_id == stored.workspace_id
-        && new.event_type == stored.event_type
-        && new.schema_version == stored.schema_version
-        && new.occurred_at == stored.occurred_at
-        && new.actor == stored.actor
-        && new.on_behalf_of == stored.on_behalf_of
-        && new.correlation_id == stored.correlation_id
-        && new.causation_id == stored.causation_id
-        && new.payload == stored.payload
 }

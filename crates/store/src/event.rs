@@ -36,6 +36,23 @@ pub struct NewEvent {
     pub payload: Vec<u8>,
 }
 
+impl NewEvent {
+    /// Whether `stored` carries exactly what this event asks to append
+    /// (the idempotency check of every backend: same id, same content).
+    pub fn is_stored_as(&self, stored: &RecordedEvent) -> bool {
+        self.event_id == stored.event_id
+            && self.workspace_id == stored.workspace_id
+            && self.event_type == stored.event_type
+            && self.schema_version == stored.schema_version
+            && self.occurred_at == stored.occurred_at
+            && self.actor == stored.actor
+            && self.on_behalf_of == stored.on_behalf_of
+            && self.correlation_id == stored.correlation_id
+            && self.causation_id == stored.causation_id
+            && self.payload == stored.payload
+    }
+}
+
 /// A stored event with everything the store added at append time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedEvent {
