@@ -302,10 +302,11 @@ async fn rebuild_swaps_generations_while_the_old_one_answers() -> TestResult {
         if rebuild.is_finished() {
             break;
         }
-        if handle.state() == ProjectionState::Rebuilding {
+        let status = handle.status();
+        if status.state == ProjectionState::Rebuilding {
             seen_rebuilding = true;
             // Then the old generation keeps answering with the full model
-            assert_eq!(handle.status().generation, 1);
+            assert_eq!(status.generation, 1);
             assert_eq!(projections.read("recorder", dump)?, before);
             queried += 1;
         }

@@ -200,15 +200,18 @@ impl ProjectionHandle {
     }
 
     /// A snapshot of the projection.
+    /// Generation and state are read under the generation lock, which a rebuild's swap holds
+    /// while it replaces the generation and clears its flag, so the two always agree.
     pub fn status(&self) -> ProjectionStatus {
-        let generation = self.generation();
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state();
         ProjectionStatus {
             name: self.projection.name(),
             version: self.projection.version(),
-            model_version: generation.version,
-            generation: generation.number,
+            model_version: current.version,
+            generation: current.number,
             applied_position: self.applied_position(),
-            state: self.state(),
+            state,
         }
     }
 

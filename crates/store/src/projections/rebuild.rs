@@ -213,7 +213,7 @@ impl ProjectionHandle {
         meta::save(&self.meta, projection.name(), &record)?;
         let old = {
             let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-            std::mem::replace(
+            let old = std::mem::replace(
                 &mut *current,
                 Generation {
                     tree: tree.clone(),
@@ -221,7 +221,11 @@ impl ProjectionHandle {
                     number,
                     version,
                 },
-            )
+            );
+            // Cleared under the same lock as the swap, so a status snapshot never shows the
+            // new generation as still rebuilding (the flag guard clears it again harmlessly).
+            self.rebuilding.store(false, Ordering::Release);
+            old
         };
         self.publish(position);
         *self.failure.write().unwrap_or_else(PoisonError::into_inner) = None;
