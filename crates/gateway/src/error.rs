@@ -55,6 +55,9 @@ pub enum ApiError {
     },
     #[error("too many requests; retry after {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
+    /// A cap on concurrent subscriptions (per connection or per token) is reached.
+    #[error("at most {limit} subscriptions may run at once per {per}; stop one first")]
+    TooManySubscriptions { limit: usize, per: &'static str },
     /// The detail is logged, never sent.
     #[error("internal error (request id {request_id})")]
     Internal { request_id: String, detail: String },
@@ -69,7 +72,9 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Validation { .. } => ErrorCode::Validation,
             ApiError::Conflict { .. } => ErrorCode::Conflict,
-            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::RateLimited { .. } | ApiError::TooManySubscriptions { .. } => {
+                ErrorCode::RateLimited
+            }
             ApiError::Internal { .. } => ErrorCode::Internal,
         }
     }
@@ -115,6 +120,11 @@ impl ErrorExtensions for ApiError {
                 }
                 ApiError::RateLimited { retry_after_ms } => {
                     ext.set("retryAfterMs", *retry_after_ms);
+                }
+                ApiError::TooManySubscriptions { limit, per } => {
+                    ext.set("reason", "TOO_MANY_SUBSCRIPTIONS");
+                    ext.set("limit", *limit);
+                    ext.set("per", *per);
                 }
                 ApiError::Internal { request_id, .. } => {
                     ext.set("requestId", request_id.as_str());

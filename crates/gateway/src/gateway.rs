@@ -19,6 +19,7 @@ use crate::context::Shared;
 use crate::limits::{GatewayConfig, RateLimiter};
 use crate::schema::{self, SijilSchema};
 use crate::server::{self, HttpState};
+use crate::subscription_limits::SubscriptionLimits;
 use crate::telemetry::Telemetry;
 
 /// Why a gateway could not be built.
@@ -100,14 +101,25 @@ impl Gateway {
             telemetry: telemetry.clone(),
             vault,
         });
-        let schema = schema::build(Arc::clone(&shared), &config);
+        let limiter = Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst));
+        let subscriptions = SubscriptionLimits::new(
+            Arc::clone(&limiter),
+            config.max_subscriptions_per_connection,
+            config.max_subscriptions_per_token,
+        );
+        let schema = schema::build(Arc::clone(&shared), &config, Arc::clone(&subscriptions));
         register_gauges(&telemetry, &store, &projections);
+        telemetry.gauge(
+            "sijil_subscriptions_active",
+            "GraphQL subscriptions running now (all connections).",
+            move || vec![(String::new(), subscriptions.active() as f64)],
+        );
         Ok(Gateway {
             inner: Arc::new(Inner {
                 schema,
                 tokens,
                 telemetry,
-                limiter: Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst)),
+                limiter,
                 config,
                 ready: Arc::new(AtomicBool::new(false)),
                 shared,

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod schema;
 pub mod server;
 pub mod shredding;
+pub mod subscription_limits;
 pub mod telemetry;
 pub mod time;
 

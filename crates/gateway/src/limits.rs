@@ -1,5 +1,7 @@
 //! Limits that keep one caller from hurting the rest: the gateway's configuration of query
-//! depth, complexity, page size, body size and timeout, and a per-token rate limiter.
+//! depth, complexity, page size, body size, timeout and concurrent subscriptions, and a
+//! per-token rate limiter (which subscription starts draw from too, see
+//! [`subscription_limits`](crate::subscription_limits)).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +29,13 @@ pub struct GatewayConfig {
     pub rate_burst: u32,
     /// How long a mutation waits for its write to reach the read models.
     pub read_your_writes_timeout: Duration,
+    /// Most subscriptions running at once on one WebSocket connection.
+    pub max_subscriptions_per_connection: usize,
+    /// Most subscriptions running at once for one token, across its connections.
+    pub max_subscriptions_per_token: usize,
+    /// Most events of its workspace a `customerAsOf` rebuild reads (the workspace-local
+    /// position asked for may not exceed it).
+    pub as_of_max_events: u64,
 }
 
 impl Default for GatewayConfig {
@@ -41,6 +50,9 @@ impl Default for GatewayConfig {
             rate_per_second: 5_000,
             rate_burst: 10_000,
             read_your_writes_timeout: Duration::from_secs(5),
+            max_subscriptions_per_connection: 16,
+            max_subscriptions_per_token: 256,
+            as_of_max_events: 250_000,
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::auth::{AuthError, Principal, TokenStore};
 use crate::error::{ApiError, ErrorCode};
 use crate::limits::{GatewayConfig, RateLimiter};
 use crate::schema::SijilSchema;
+use crate::subscription_limits::ConnectionSubscriptions;
 use crate::telemetry::Telemetry;
 
 /// Everything the HTTP layer needs.
@@ -346,6 +347,7 @@ async fn graphql_ws(
                         authenticate(&tokens, secret.as_deref()).map_err(|e| e.extend())?;
                     let mut data = Data::default();
                     data.insert(principal);
+                    data.insert(ConnectionSubscriptions::new());
                     Ok(data)
                 })
                 .serve()

@@ -175,12 +175,13 @@ async fn event_appended_tails_the_workspaces_log_with_the_legacy_protocol() {
     send(&mut ws, json!({ "id": "a", "type": "start", "payload": {
         "query": "subscription { eventAppended(fromPosition: 1) { position streamId eventType hash } }" } }))
         .await;
-    // Catch-up from position 1 skips the other workspace's event.
+    // Catch-up from position 1 skips the other workspace's event, and positions are local
+    // to the workspace (the other workspace wrote first, globally).
     let msg = next(&mut ws).await.unwrap();
     assert_eq!(msg["type"], "data", "{msg}");
     let event = &msg["payload"]["data"]["eventAppended"];
     assert_eq!(event["streamId"], format!("customer-{mine}"));
-    assert_eq!(event["position"], 2);
+    assert_eq!(event["position"], 1);
     // Then live appends.
     server
         .ok(&agent, "mutation($i: UpdateCustomerProfileInput!) { updateCustomerProfile(input: $i) { version } }",
@@ -240,4 +241,167 @@ async fn subscriptions_authenticate_and_check_roles() {
     .await;
     let msg = next(&mut ws).await.unwrap();
     assert_eq!(error_code(&msg), "NOT_FOUND", "{msg}");
+}
+
+/// Starts subscription `id` on an initialised graphql-transport-ws connection.
+async fn start(ws: &mut Ws, id: &str, query: &str) {
+    send(
+        ws,
+        json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
+    )
+    .await;
+}
+
+/// A graphql-transport-ws connection authenticated with `token`.
+async fn connected(server: &TestServer, token: &str) -> Ws {
+    let mut ws = connect(server, "graphql-transport-ws").await;
+    send(
+        &mut ws,
+        json!({ "type": "connection_init",
+                "payload": { "Authorization": format!("Bearer {token}") } }),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "connection_ack");
+    ws
+}
+
+/// The value of the `sijil_subscriptions_active` gauge once it equals `want` (or after 5 s).
+async fn active_subscriptions(server: &TestServer, want: u64) -> u64 {
+    let mut seen = u64::MAX;
+    for _ in 0..50 {
+        let text = server
+            .http
+            .get(format!("{}/metrics", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        seen = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sijil_subscriptions_active "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(u64::MAX, |v| v as u64);
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+const TAIL: &str = "subscription { eventAppended { position eventType } }";
+
+#[tokio::test]
+async fn concurrent_subscriptions_are_capped_per_connection_and_per_token() {
+    // Given caps of 2 per connection and 3 per token
+    let server = TestServer::start_with(sijil_gateway::GatewayConfig {
+        max_subscriptions_per_connection: 2,
+        max_subscriptions_per_token: 3,
+        ..sijil_gateway::GatewayConfig::default()
+    })
+    .await;
+    let ws_id = workspace();
+    let auditor = server.token(ws_id, Role::Auditor);
+    let agent = server.token(ws_id, Role::Agent);
+    let customer = register(&server, &agent, "CAP-1").await;
+
+    // When one connection starts three subscriptions
+    let mut first = connected(&server, &auditor).await;
+    start(&mut first, "1", TAIL).await;
+    start(&mut first, "2", TAIL).await;
+    start(&mut first, "3", TAIL).await;
+    // Then the third is refused with RATE_LIMITED and ended; two run
+    let msg = next(&mut first).await.unwrap();
+    assert_eq!(msg["id"], "3", "{msg}");
+    assert_eq!(error_code(&msg), "RATE_LIMITED", "{msg}");
+    let ext = &msg["payload"]["errors"][0]["extensions"];
+    assert_eq!(ext["reason"], "TOO_MANY_SUBSCRIPTIONS");
+    assert_eq!(ext["per"], "connection");
+    assert_eq!(ext["limit"], 2);
+    let done = next(&mut first).await.unwrap();
+    assert_eq!(
+        (done["type"].as_str(), done["id"].as_str()),
+        (Some("complete"), Some("3"))
+    );
+    assert_eq!(active_subscriptions(&server, 2).await, 2);
+
+    // When the same token opens a second connection
+    let mut second = connected(&server, &auditor).await;
+    start(&mut second, "a", TAIL).await;
+    start(&mut second, "b", TAIL).await;
+    // Then only one more fits under the token's cap
+    let msg = next(&mut second).await.unwrap();
+    assert_eq!(msg["id"], "b", "{msg}");
+    assert_eq!(error_code(&msg), "RATE_LIMITED", "{msg}");
+    assert_eq!(msg["payload"]["errors"][0]["extensions"]["per"], "token");
+    assert_eq!(next(&mut second).await.unwrap()["type"], "complete");
+    assert_eq!(active_subscriptions(&server, 3).await, 3);
+
+    // When a subscription is stopped, its place is free again
+    send(&mut first, json!({ "id": "1", "type": "complete" })).await;
+    assert_eq!(active_subscriptions(&server, 2).await, 2);
+    start(&mut first, "4", TAIL).await;
+    assert_eq!(active_subscriptions(&server, 3).await, 3);
+    // And the admitted subscriptions deliver
+    server
+        .ok(&agent, "mutation($i: UpdateCustomerProfileInput!) { updateCustomerProfile(input: $i) { version } }",
+            json!({ "i": { "customerId": customer, "displayName": "Capped" } }))
+        .await;
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let msg = next(&mut first).await.unwrap();
+        if msg["type"] == "complete" && msg["id"] == "1" {
+            continue; // the server confirms the stop
+        }
+        assert_eq!(msg["type"], "next", "{msg}");
+        assert_eq!(msg["payload"]["data"]["eventAppended"]["position"], 2);
+        ids.push(msg["id"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    assert_eq!(ids, vec!["2", "4"]);
+
+    // And closing a connection frees all of its places
+    drop(first);
+    assert_eq!(active_subscriptions(&server, 1).await, 1);
+}
+
+#[tokio::test]
+async fn subscription_starts_draw_from_the_tokens_rate_limit() {
+    // Given a token allowed bursts of 3 requests
+    let server = TestServer::start_with(sijil_gateway::GatewayConfig {
+        rate_per_second: 1,
+        rate_burst: 3,
+        ..sijil_gateway::GatewayConfig::default()
+    })
+    .await;
+    let auditor = server.token(workspace(), Role::Auditor);
+    // When it starts two subscriptions and makes one HTTP request
+    let mut ws = connected(&server, &auditor).await;
+    start(&mut ws, "1", TAIL).await;
+    start(&mut ws, "2", TAIL).await;
+    assert_eq!(active_subscriptions(&server, 2).await, 2);
+    let body = server
+        .gql(&auditor, "{ allEvents { hasMore } }", json!({}))
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // Then the next subscription start is refused with a retry hint
+    start(&mut ws, "3", TAIL).await;
+    let msg = next(&mut ws).await.unwrap();
+    assert_eq!(msg["id"], "3", "{msg}");
+    assert_eq!(error_code(&msg), "RATE_LIMITED", "{msg}");
+    assert!(msg["payload"]["errors"][0]["extensions"]["retryAfterMs"]
+        .as_u64()
+        .is_some());
+    // And so is the next HTTP request: they share the bucket
+    let (status, body) = server
+        .post(
+            Some(&auditor),
+            json!({ "query": "{ allEvents { hasMore } }" }),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(code(&body), "RATE_LIMITED");
+    assert_eq!(active_subscriptions(&server, 2).await, 2);
 }

@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub introspection: Option<bool>,
     pub rate_per_second: Option<u32>,
     pub rate_burst: Option<u32>,
+    pub max_subscriptions_per_connection: Option<usize>,
+    pub max_subscriptions_per_token: Option<usize>,
     pub sla_interval_ms: Option<u64>,
     pub workspace: Option<uuid::Uuid>,
     pub master_key_file: Option<PathBuf>,
@@ -119,6 +121,13 @@ pub fn serve(args: &ServeArgs, file: &FileConfig) -> ServeConfig {
             .unwrap_or(d.rate_per_second),
         rate_burst: args.rate_burst.or(file.rate_burst).unwrap_or(d.rate_burst),
         read_your_writes_timeout: d.read_your_writes_timeout,
+        max_subscriptions_per_connection: file
+            .max_subscriptions_per_connection
+            .unwrap_or(d.max_subscriptions_per_connection),
+        max_subscriptions_per_token: file
+            .max_subscriptions_per_token
+            .unwrap_or(d.max_subscriptions_per_token),
+        as_of_max_events: d.as_of_max_events,
     };
     ServeConfig {
         listen: args

@@ -1,8 +1,11 @@
 //! Auditor queries: raw event envelopes of one stream (`events`) or of the whole workspace
 //! (`allEvents`), a customer and their timeline as they stood at a past position or time
-//! (`customerAsOf`, rebuilt from the log into a temporary tree), and hash-chain checks
-//! (`verifyStream`). Everything is scoped to the caller's workspace: another workspace's
-//! stream reads as NOT_FOUND and its events are skipped.
+//! (`customerAsOf`, rebuilt from the workspace's events into a temporary tree), and
+//! hash-chain checks (`verifyStream`). Everything is scoped to the caller's workspace:
+//! another workspace's stream reads as NOT_FOUND, and every position is local to the
+//! workspace ([`positions`](super::positions)): `allEvents` and `customerAsOf` go through the
+//! workspace log index, so their cost and their answers depend only on the caller's own
+//! events, never on how much other workspaces write.
 
 use std::sync::Arc;
 
@@ -13,28 +16,29 @@ use sijil_domain::Aggregate;
 use sijil_store::projections::timeline::TimelineProjection;
 use sijil_store::projections::{EventMeta, Overlay, Projection};
 use sijil_store::vault::Vault;
-use sijil_store::{Direction, RecordedEvent, Store};
+use sijil_store::{Direction, Store};
 
 use crate::auth::Permission;
 use crate::context::{page_size, shared, store_error, workspace, Need, Shared};
 use crate::error::ApiError;
 use crate::schema::customer::{CustomerNode, TimelineSource};
+use crate::schema::positions;
 use crate::schema::types::{parse_id, Event};
 use crate::shredding::open_event;
 use crate::time::DateTime;
 
-/// Log entries one `allEvents` call reads at most while skipping other workspaces' events.
+/// Index entries of the workspace one `allEvents` call looks at most while skipping events
+/// of types it was not asked for.
 const SCAN_BUDGET: usize = 10_000;
-/// Log entries a `customerAsOf` rebuild reads at most.
-pub const AS_OF_BUDGET: u64 = 250_000;
-/// Events applied per committed chunk of an as-of rebuild.
+/// Index entries read (and events applied) per committed chunk of an as-of rebuild.
 const AS_OF_CHUNK: usize = 2_000;
 
 /// A page of events.
 #[derive(SimpleObject)]
 pub struct EventPage {
     pub events: Vec<Event>,
-    /// Where to continue: a stream version for `events`, a log position for `allEvents`.
+    /// Where to continue: a stream version for `events`, a position local to the workspace
+    /// for `allEvents`.
     pub next: u64,
     /// Whether more may follow `next`.
     pub has_more: bool,
@@ -43,7 +47,9 @@ pub struct EventPage {
 /// One problem a hash-chain check found.
 #[derive(SimpleObject)]
 pub struct VerifyProblem {
-    pub position: u64,
+    /// The workspace-local position of the event with the problem (none when the workspace
+    /// log index does not hold it, e.g. an event too damaged to index).
+    pub position: Option<u64>,
     /// A stable name, e.g. `BrokenChain`, `HashMismatch`, `VersionGap`.
     pub kind: String,
     pub detail: String,
@@ -56,15 +62,16 @@ pub struct StreamVerification {
     /// Whether every hash links and matches.
     pub ok: bool,
     pub events_checked: u64,
-    /// The durable log position the check was bounded by.
+    /// The check covered the stream's events up to the durable end of the log: this is the
+    /// workspace-local position of the workspace's last event there (0 if none is indexed).
     pub durable_position: u64,
     pub problem: Option<VerifyProblem>,
 }
 
-/// A customer as they stood at a past log position.
+/// A customer as they stood at a past position of the workspace's log.
 #[derive(SimpleObject)]
 pub struct CustomerAsOf {
-    /// The log position the state was rebuilt up to (inclusive).
+    /// The workspace-local position the state was rebuilt up to (inclusive).
     pub position: u64,
     pub customer: CustomerNode,
 }
@@ -73,6 +80,7 @@ pub struct CustomerAsOf {
 pub struct AsOfTimeline {
     _db: sled::Db,
     pub tree: sled::Tree,
+    /// The global log position it was rebuilt up to.
     pub position: u64,
     /// The customer has been forgotten since: entries show no personal text.
     pub erase: bool,
@@ -152,55 +160,60 @@ fn customer_at(
     Ok(state.customer().map(|c| (c.clone(), version)))
 }
 
-/// Applies the timeline projection to workspace `ws`'s events up to `position` in a
-/// temporary tree. Blocking.
+/// Applies the timeline projection to workspace `ws`'s events up to local position `local`
+/// (global position `global`) in a temporary tree, reading only the workspace's events
+/// through the workspace log index. Blocking.
 fn rebuild_timeline(
-    store: &Store,
-    vault: Option<&Vault>,
+    shared: &Shared,
     ws: d::WorkspaceId,
-    position: u64,
-) -> Result<AsOfTimeline, ApiError> {
-    if position > AS_OF_BUDGET {
+    local: u64,
+    global: u64,
+) -> Result<AsOfTimeline, async_graphql::Error> {
+    let budget = shared.config.as_of_max_events;
+    if local > budget {
         return Err(ApiError::validation(
-            format!("an as-of rebuild reads at most {AS_OF_BUDGET} log entries; pick an earlier position"),
+            format!(
+                "an as-of rebuild reads at most {budget} events of the workspace; pick an earlier position"
+            ),
             "AS_OF_TOO_FAR",
-        ));
+        )
+        .extend());
     }
     let db = sled::Config::new()
         .temporary(true)
         .open()
-        .map_err(ApiError::internal)?;
-    let tree = db.open_tree("timeline").map_err(ApiError::internal)?;
+        .map_err(|e| ApiError::internal(e).extend())?;
+    let tree = db
+        .open_tree("timeline")
+        .map_err(|e| ApiError::internal(e).extend())?;
     let projection = TimelineProjection;
-    let types: Vec<String> = projection
-        .event_types()
-        .iter()
-        .map(|t| (*t).to_owned())
-        .collect();
+    let wanted = projection.event_types();
     let mut next = 1u64;
-    while next <= position {
-        let room = usize::try_from(position - next + 1).unwrap_or(AS_OF_CHUNK);
-        let batch: Vec<RecordedEvent> = store
-            .read_all(next, AS_OF_CHUNK.min(room), Some(&types))
-            .map_err(ApiError::internal)?;
-        let Some(last) = batch.last().map(|e| e.position) else {
+    while next <= local {
+        let room = usize::try_from(local - next + 1).unwrap_or(AS_OF_CHUNK);
+        let batch = positions::entries(shared, ws, next, AS_OF_CHUNK.min(room))?;
+        let Some(last) = batch.last().map(|e| e.sequence) else {
             break;
         };
         let mut ov = Overlay::new(&tree);
-        let mut committed = next.saturating_sub(1);
-        for recorded in batch.iter().filter(|e| e.position <= position) {
-            committed = recorded.position;
-            if recorded.workspace_id != ws.as_uuid() {
+        let mut committed = 0;
+        for entry in batch.iter().filter(|e| e.sequence <= local) {
+            committed = entry.position;
+            if !wanted.contains(&entry.event_type.as_str()) {
                 continue;
             }
-            let event = open_event(vault, store, recorded).map_err(ApiError::internal)?;
-            let meta = EventMeta::from_recorded(recorded).map_err(ApiError::internal)?;
+            let recorded = positions::read_event(shared, ws, entry.position)?;
+            let event = open_event(shared.vault.as_ref(), &shared.store, &recorded)
+                .map_err(|e| ApiError::internal(e).extend())?;
+            let meta =
+                EventMeta::from_recorded(&recorded).map_err(|e| ApiError::internal(e).extend())?;
             projection
                 .apply(&mut ov, &meta, &event)
-                .map_err(ApiError::internal)?;
+                .map_err(|e| ApiError::internal(e).extend())?;
         }
-        ov.commit(committed).map_err(ApiError::internal)?;
-        if last >= position {
+        ov.commit(committed)
+            .map_err(|e| ApiError::internal(e).extend())?;
+        if last >= local {
             break;
         }
         next = last + 1;
@@ -208,7 +221,7 @@ fn rebuild_timeline(
     Ok(AsOfTimeline {
         _db: db,
         tree,
-        position,
+        position: global,
         erase: false,
     })
 }
@@ -219,7 +232,8 @@ pub struct AuditQuery;
 
 #[Object]
 impl AuditQuery {
-    /// Events of one stream from `fromVersion` (default 1), oldest first.
+    /// Events of one stream from `fromVersion` (default 1), oldest first. Their positions are
+    /// local to the workspace.
     #[graphql(
         guard = "Need(Permission::ReadEvents)",
         complexity = "crate::schema::customer::paged(first, None, child_complexity)"
@@ -244,14 +258,18 @@ impl AuditQuery {
         events.truncate(size);
         let next = events.last().map_or(from, |e| e.version + 1);
         Ok(EventPage {
-            events: events.into_iter().map(Event).collect(),
+            events: positions::to_api(shared, ws, events).await?,
             next,
             has_more,
         })
     }
 
     /// The workspace's events in log order from `fromPosition` (default 1), optionally only
-    /// of the given types.
+    /// of the given types. Positions are local to the workspace: its events are numbered 1,
+    /// 2, 3, ... with no gaps, so other workspaces' writes neither show nor can be inferred.
+    /// Continue with `fromPosition: next` while `hasMore`. When `types` is given, one call
+    /// looks at most at 10000 of the workspace's events and may return a short (even empty)
+    /// page with `hasMore` set.
     #[graphql(
         guard = "Need(Permission::ReadEvents)",
         complexity = "crate::schema::customer::paged(first, None, child_complexity)"
@@ -279,42 +297,47 @@ impl AuditQuery {
                 .extend());
             }
         }
-        let head = shared.store.head_position();
+        let count = positions::count(shared, ws)?;
         let mut next = from_position.unwrap_or(1).max(1);
         let mut out = Vec::new();
         let mut scanned = 0usize;
-        while out.len() < size && next <= head && scanned < SCAN_BUDGET {
-            let want = (SCAN_BUDGET - scanned).min(1_000);
-            let batch = shared
-                .store
-                .read_all(next, want, types.as_deref())
-                .map_err(store_error)?;
-            let Some(last) = batch.last().map(|e| e.position) else {
-                next = head + 1;
-                break;
+        while out.len() < size && next <= count && scanned < SCAN_BUDGET {
+            let want = match &types {
+                None => size - out.len(),
+                Some(_) => (SCAN_BUDGET - scanned).min(1_000),
             };
-            // Filtered reads skip positions; count what the read covered.
-            scanned += usize::try_from(last - next + 1).unwrap_or(usize::MAX);
-            for event in batch {
+            let batch = positions::entries(shared, ws, next, want)?;
+            if batch.is_empty() {
+                break;
+            }
+            scanned += batch.len();
+            for entry in batch {
                 if out.len() == size {
-                    next = event.position;
                     break;
                 }
-                next = event.position + 1;
-                if event.workspace_id == ws.as_uuid() {
-                    out.push(Event(event));
+                next = entry.sequence + 1;
+                let wanted = types
+                    .as_ref()
+                    .is_none_or(|types| types.contains(&entry.event_type));
+                if wanted {
+                    out.push(Event {
+                        event: positions::read_event(shared, ws, entry.position)?,
+                        local_position: entry.sequence,
+                    });
                 }
             }
         }
         Ok(EventPage {
             events: out,
             next,
-            has_more: next <= head,
+            has_more: next <= count,
         })
     }
 
-    /// A customer and their timeline as they stood at log `position`, or at time `at` (the
-    /// last event recorded by then). Rebuilt from the log.
+    /// A customer and their timeline as they stood at `position` (local to the workspace,
+    /// as in `allEvents`), or at time `at` (the workspace's last event recorded by then).
+    /// Rebuilt from the workspace's own events; a position above the server's as-of limit
+    /// (250000 by default) is refused with VALIDATION, reason AS_OF_TOO_FAR.
     #[graphql(guard = "Need(Permission::ReadEvents)")]
     async fn customer_as_of(
         &self,
@@ -326,10 +349,25 @@ impl AuditQuery {
         let shared: Arc<Shared> = Arc::clone(shared(ctx)?);
         let ws = workspace(ctx)?;
         let id = parse_id(&id, d::CustomerId::parse, "id")?;
-        let head = shared.store.head_position();
-        let position = match (position, at) {
-            (Some(p), None) => p.min(head),
-            (None, Some(at)) => position_at(&shared.store, at.0)?,
+        let (local, global) = match (position, at) {
+            (Some(p), None) => {
+                let local = p.min(positions::count(&shared, ws)?);
+                if local == 0 {
+                    (0, 0)
+                } else {
+                    let global = positions::global(&shared, ws, local)?.ok_or_else(|| {
+                        ApiError::internal(format!(
+                            "the workspace log index has no entry {local} below its count"
+                        ))
+                        .extend()
+                    })?;
+                    (local, global)
+                }
+            }
+            (None, Some(at)) => {
+                let bound = position_at(&shared.store, at.0)?;
+                positions::last_at_or_before(&shared, ws, bound)?.unwrap_or((0, 0))
+            }
             _ => {
                 return Err(ApiError::validation(
                     "give exactly one of `position` and `at`",
@@ -338,29 +376,28 @@ impl AuditQuery {
                 .extend())
             }
         };
-        let Some((mut customer, version)) =
-            customer_at(&shared.store, shared.vault.as_ref(), ws, id, position)?
-        else {
-            return Err(
-                ApiError::NotFound(format!("customer {id} at position {position}")).extend(),
-            );
+        let found = if local == 0 {
+            None
+        } else {
+            customer_at(&shared.store, shared.vault.as_ref(), ws, id, global)?
+        };
+        let Some((mut customer, version)) = found else {
+            return Err(ApiError::NotFound(format!("customer {id} at position {local}")).extend());
         };
         let erase = crate::schema::erasure::forgotten(&shared, ws, id);
         if erase {
             customer.display_name.clear();
             customer.contact_points.clear();
         }
-        let store = shared.store.clone();
-        let vault = shared.vault.clone();
+        let rebuild_shared = Arc::clone(&shared);
         let mut timeline = tokio::task::spawn_blocking(move || {
-            rebuild_timeline(&store, vault.as_ref(), ws, position)
+            rebuild_timeline(&rebuild_shared, ws, local, global)
         })
         .await
-        .map_err(|e| ApiError::internal(e).extend())?
-        .map_err(|e| e.extend())?;
+        .map_err(|e| ApiError::internal(e).extend())??;
         timeline.erase = erase;
         Ok(CustomerAsOf {
-            position,
+            position: local,
             customer: CustomerNode {
                 customer,
                 version,
@@ -383,15 +420,22 @@ impl AuditQuery {
             .store
             .verify_stream(&stream_id)
             .map_err(store_error)?;
-        Ok(StreamVerification {
-            ok: report.is_ok(),
-            events_checked: report.events_checked,
-            durable_position: report.durable_position,
-            problem: report.problem.map(|p| VerifyProblem {
-                position: p.position,
+        let durable_position = positions::last_at_or_before(shared, ws, report.durable_position)?
+            .map_or(0, |(local, _)| local);
+        let ok = report.is_ok();
+        let problem = match report.problem {
+            None => None,
+            Some(p) => Some(VerifyProblem {
+                position: positions::local_opt(shared, ws, p.position).await?,
                 kind: format!("{:?}", p.kind),
                 detail: p.detail,
             }),
+        };
+        Ok(StreamVerification {
+            ok,
+            events_checked: report.events_checked,
+            durable_position,
+            problem,
             stream_id,
         })
     }

@@ -230,7 +230,7 @@ impl CaseNode {
     async fn version(&self) -> u64 {
         self.version
     }
-    /// Every event of the case, oldest first.
+    /// Every event of the case, oldest first (positions local to the workspace).
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Event>> {
         let shared = shared(ctx)?;
         let stream = d::StreamRef::Case(self.case.case_id).stream_id();
@@ -238,7 +238,7 @@ impl CaseNode {
             .store
             .read_stream(&stream, 1, Direction::Forward, MAX_HISTORY)
             .map_err(store_error)?;
-        Ok(events.into_iter().map(Event).collect())
+        crate::schema::positions::to_api(shared, workspace(ctx)?, events).await
     }
 }
 

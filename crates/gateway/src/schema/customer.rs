@@ -1,6 +1,7 @@
 //! Customers: the `Customer` type (folded from its stream, so it is exactly what the log says),
 //! its timeline as a Relay connection over the timeline projection (or over a temporary
-//! as-of tree), and the queries `customer`, `customerByReference` and `customers`.
+//! as-of tree), and the queries `customer`, `customerByReference`, `customerByContact` and
+//! `customers`.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use sijil_store::projections::timeline::{self, TimelineEntry, TimelineQuery};
 use crate::auth::Permission;
 use crate::context::{page_size, projection_error, shared, store_error, workspace, Need, Shared};
 use crate::error::ApiError;
-use crate::schema::types::{parse_id, Channel, ContactPoint, EntryKind, PageInfo};
+use crate::schema::positions;
+use crate::schema::types::{parse_id, Channel, ContactKind, ContactPoint, EntryKind, PageInfo};
 use crate::time::DateTime;
 
 /// Entries per timeline page when neither `first` nor `last` is given.
@@ -132,9 +134,11 @@ pub struct TimelineEntryNode(pub TimelineEntry);
 
 #[Object(name = "TimelineEntry")]
 impl TimelineEntryNode {
-    /// Log position of the event behind the entry.
-    async fn position(&self) -> u64 {
-        self.0.position
+    /// Position of the event behind the entry, local to the workspace (as in `allEvents`).
+    async fn position(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        let shared = shared(ctx)?;
+        let ws = workspace(ctx)?;
+        crate::schema::positions::local(shared, ws, self.0.position).await
     }
     /// When it happened.
     async fn at(&self) -> DateTime {
@@ -351,6 +355,13 @@ impl CustomerNode {
     ) -> async_graphql::Result<TimelineConnection> {
         let shared = shared(ctx)?;
         let ws = workspace(ctx)?;
+        // Clients hold cursors with workspace-local positions (see `positions`).
+        let after = after
+            .map(|c| positions::cursor_to_global(shared, ws, &c))
+            .transpose()?;
+        let before = before
+            .map(|c| positions::cursor_to_global(shared, ws, &c))
+            .transpose()?;
         let args = TimelineArgs {
             first,
             after,
@@ -363,11 +374,11 @@ impl CustomerNode {
             to,
         };
         let id = self.customer.customer_id;
-        match &self.source {
+        let mut page = match &self.source {
             TimelineSource::Live => shared
                 .projections
                 .read("timeline", |tree| timeline_page(tree, shared, ws, id, args))
-                .map_err(projection_error)?,
+                .map_err(projection_error)??,
             TimelineSource::AsOf(asof) => {
                 let mut page = timeline_page(&asof.tree, shared, ws, id, args)?;
                 if asof.erase {
@@ -376,9 +387,22 @@ impl CustomerNode {
                         edge.node.0.summary = crate::schema::erasure::ERASED.to_owned();
                     }
                 }
-                Ok(page)
+                page
             }
+        };
+        for edge in &mut page.edges {
+            edge.cursor = positions::cursor_to_local(shared, ws, &edge.cursor).await?;
         }
+        for cursor in [
+            &mut page.page_info.start_cursor,
+            &mut page.page_info.end_cursor,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *cursor = positions::cursor_to_local(shared, ws, cursor).await?;
+        }
+        Ok(page)
     }
 }
 
@@ -419,6 +443,44 @@ impl CustomerQuery {
             .find(|h| !h.customer.forgotten)
             .ok_or_else(|| {
                 ApiError::NotFound("customer with that reference".to_owned()).extend()
+            })?;
+        from_directory(shared, ws, hit.customer)
+    }
+
+    /// The customer reachable at a contact point: an email (any case), a phone number (any
+    /// accepted spelling of the E.164 number), a social handle (`network:@handle`) or a
+    /// messaging id (`app:id`), normalised as when it was added. A contact point of a
+    /// customer merged away answers with the survivor; when several customers share it, the
+    /// first registered still on record answers. NOT_FOUND when there is none in the
+    /// caller's workspace (another workspace's customers are never found); a value that is
+    /// not a valid contact point of `kind` is VALIDATION.
+    #[graphql(guard = "Need(Permission::ReadCustomers)")]
+    async fn customer_by_contact(
+        &self,
+        ctx: &Context<'_>,
+        kind: ContactKind,
+        value: String,
+    ) -> async_graphql::Result<CustomerNode> {
+        let shared = shared(ctx)?;
+        let ws = workspace(ctx)?;
+        let point = d::ContactPoint {
+            kind: kind.into(),
+            value,
+        };
+        let hits = shared
+            .projections
+            .read("directory", |tree| match &shared.vault {
+                // A sealed store indexes keyed hashes (see the directory's docs).
+                Some(vault) => directory::by_contact_sealed(tree, vault, ws, &point),
+                None => directory::by_contact(tree, ws, &point),
+            })
+            .map_err(projection_error)?
+            .map_err(projection_error)?;
+        let hit = hits
+            .into_iter()
+            .find(|h| !h.customer.forgotten)
+            .ok_or_else(|| {
+                ApiError::NotFound("customer with that contact point".to_owned()).extend()
             })?;
         from_directory(shared, ws, hit.customer)
     }

@@ -8,6 +8,7 @@ pub mod customer;
 pub mod erasure;
 pub mod metrics;
 pub mod mutations;
+pub mod positions;
 pub mod records;
 pub mod subscription;
 pub mod types;
@@ -47,8 +48,13 @@ pub struct Subscription(
 /// The served schema.
 pub type SijilSchema = Schema<Query, Mutation, Subscription>;
 
-/// Builds the schema over `shared` with the limits of `config`.
-pub fn build(shared: Arc<Shared>, config: &GatewayConfig) -> SijilSchema {
+/// Builds the schema over `shared` with the limits of `config`; subscriptions are held to
+/// `subscriptions`.
+pub fn build(
+    shared: Arc<Shared>,
+    config: &GatewayConfig,
+    subscriptions: Arc<crate::subscription_limits::SubscriptionLimits>,
+) -> SijilSchema {
     let mut builder = Schema::build(
         Query::default(),
         Mutation::default(),
@@ -56,6 +62,9 @@ pub fn build(shared: Arc<Shared>, config: &GatewayConfig) -> SijilSchema {
     )
     .data(shared)
     .extension(crate::codes::ErrorCodes)
+    .extension(crate::subscription_limits::LimitSubscriptions(
+        subscriptions,
+    ))
     .limit_depth(config.max_depth)
     .limit_complexity(config.max_complexity);
     if !config.introspection {

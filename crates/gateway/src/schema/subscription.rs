@@ -2,8 +2,9 @@
 //! as it grows (`timelineUpdated`), cases changing in an escalation queue
 //! (`escalationChanged`), and the raw log for auditors (`eventAppended`). Each follows the
 //! projections' applied positions or the store's log and only ever yields the caller's
-//! workspace.
+//! workspace; positions shown are local to the workspace ([`positions`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, Subscription, ID};
@@ -19,10 +20,13 @@ use crate::context::{projection_error, shared, workspace, Need, Shared};
 use crate::error::ApiError;
 use crate::schema::case::{load as load_case, CaseNode};
 use crate::schema::customer::{load_required as load_customer, TimelineEntryNode};
+use crate::schema::positions;
 use crate::schema::types::{parse_id, parse_opt_id, Event};
 
 /// Newest entries a timeline update looks at.
 const UPDATE_WINDOW: usize = 50;
+/// Index entries `eventAppended` reads at a time.
+const TAIL_BATCH: usize = 100;
 
 /// New entries of a customer's timeline.
 #[derive(SimpleObject)]
@@ -44,9 +48,11 @@ pub struct CaseChange {
 
 #[Object]
 impl CaseChange {
-    /// The log position of the change.
-    async fn position(&self) -> u64 {
-        self.event.position
+    /// The position of the change, local to the workspace (as in `allEvents`).
+    async fn position(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        let shared = shared(ctx)?;
+        let ws = workspace(ctx)?;
+        positions::local(shared, ws, self.event.position).await
     }
     /// The event type that changed it, e.g. `CaseEscalated`.
     async fn event_type(&self) -> &str {
@@ -241,26 +247,61 @@ pub struct AuditSubscription;
 
 #[Subscription]
 impl AuditSubscription {
-    /// The workspace's events as they are appended, from `fromPosition` (default: the next
-    /// one), for auditors tailing the log.
+    /// The workspace's events as they are appended, from `fromPosition` (local to the
+    /// workspace, as in `allEvents`; default: the next one), for auditors tailing the log.
+    /// Events arrive in order with no gaps, once the workspace log index has applied them.
     #[graphql(guard = "Need(Permission::ReadEvents)")]
     async fn event_appended(
         &self,
         ctx: &Context<'_>,
         from_position: Option<u64>,
     ) -> async_graphql::Result<impl Stream<Item = Event>> {
-        let shared = shared(ctx)?;
+        let shared = Arc::clone(shared(ctx)?);
         let ws = workspace(ctx)?;
         if from_position == Some(0) {
             return Err(ApiError::validation("positions start at 1", "INVALID_POSITION").extend());
         }
-        let from = from_position.unwrap_or_else(|| shared.store.head_position().saturating_add(1));
-        let subscription = shared.store.subscribe_all(from);
-        Ok(stream::unfold(subscription, move |mut sub| async move {
+        let rx = shared
+            .projections
+            .handle(positions::INDEX)
+            .map_err(projection_error)?
+            .subscribe();
+        let next = match from_position {
+            Some(from) => from,
+            None => positions::count(&shared, ws)?.saturating_add(1),
+        };
+        struct Tail {
+            rx: watch::Receiver<u64>,
+            shared: Arc<Shared>,
+            next: u64,
+            ready: VecDeque<Event>,
+        }
+        let tail = Tail {
+            rx,
+            shared,
+            next,
+            ready: VecDeque::new(),
+        };
+        Ok(stream::unfold(tail, move |mut tail| async move {
             loop {
-                let event = sub.next().await?.ok()?;
-                if event.workspace_id == ws.as_uuid() {
-                    return Some((Event(event), sub));
+                if let Some(event) = tail.ready.pop_front() {
+                    return Some((event, tail));
+                }
+                // Mark the current applied position seen before reading, so an entry applied
+                // after the read wakes the wait below.
+                tail.rx.borrow_and_update();
+                let entries = positions::entries(&tail.shared, ws, tail.next, TAIL_BATCH).ok()?;
+                if entries.is_empty() {
+                    tail.rx.changed().await.ok()?;
+                    continue;
+                }
+                for entry in entries {
+                    let event = positions::read_event(&tail.shared, ws, entry.position).ok()?;
+                    tail.next = entry.sequence + 1;
+                    tail.ready.push_back(Event {
+                        event,
+                        local_position: entry.sequence,
+                    });
                 }
             }
         }))

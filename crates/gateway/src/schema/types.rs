@@ -141,8 +141,13 @@ pub fn parse_opt_id<T>(
     id.map(|id| parse_id(id, parse, field)).transpose()
 }
 
-/// A stored event with its whole envelope, for auditors.
-pub struct Event(pub RecordedEvent);
+/// A stored event with its whole envelope, for auditors, and its position local to the
+/// caller's workspace (the global log position is never shown).
+pub struct Event {
+    pub event: RecordedEvent,
+    /// Position within the workspace (1-based, gap-free).
+    pub local_position: u64,
+}
 
 /// The payload of a stored event as JSON: decoded into the domain event when this build knows
 /// it (ids as text), otherwise the raw MessagePack value.
@@ -158,54 +163,56 @@ pub fn payload_json(event: &RecordedEvent) -> serde_json::Value {
 /// A stored event: envelope, hashes and payload.
 #[Object]
 impl Event {
-    /// Global log position (gap-free across the store).
+    /// Position within the caller's workspace: its events are numbered 1, 2, 3, ... in log
+    /// order with no gaps (what `allEvents(fromPosition)`, `eventAppended(fromPosition)` and
+    /// `customerAsOf(position)` take).
     async fn position(&self) -> u64 {
-        self.0.position
+        self.local_position
     }
     async fn stream_id(&self) -> &str {
-        &self.0.stream_id
+        &self.event.stream_id
     }
     /// Version within the stream, from 1.
     async fn version(&self) -> u64 {
-        self.0.version
+        self.event.version
     }
     async fn event_id(&self) -> ID {
-        ID(self.0.event_id.to_string())
+        ID(self.event.event_id.to_string())
     }
     async fn event_type(&self) -> &str {
-        &self.0.event_type
+        &self.event.event_type
     }
     async fn schema_version(&self) -> u16 {
-        self.0.schema_version
+        self.event.schema_version
     }
     /// When it happened (the writer's clock).
     async fn occurred_at(&self) -> DateTime {
-        DateTime(d::Timestamp(self.0.occurred_at))
+        DateTime(d::Timestamp(self.event.occurred_at))
     }
     /// When the store recorded it.
     async fn recorded_at(&self) -> DateTime {
-        DateTime(d::Timestamp(self.0.recorded_at))
+        DateTime(d::Timestamp(self.event.recorded_at))
     }
     /// Who caused it, e.g. `token:<id>`.
     async fn actor(&self) -> &str {
-        &self.0.actor
+        &self.event.actor
     }
     async fn on_behalf_of(&self) -> Option<&str> {
-        self.0.on_behalf_of.as_deref()
+        self.event.on_behalf_of.as_deref()
     }
     async fn correlation_id(&self) -> Option<ID> {
-        self.0.correlation_id.map(|u| ID(u.to_string()))
+        self.event.correlation_id.map(|u| ID(u.to_string()))
     }
     async fn causation_id(&self) -> Option<ID> {
-        self.0.causation_id.map(|u| ID(u.to_string()))
+        self.event.causation_id.map(|u| ID(u.to_string()))
     }
     /// Hex SHA-256 of the previous event of the stream (zeros for version 1).
     async fn prev_hash(&self) -> String {
-        hex::encode(self.0.prev_hash)
+        hex::encode(self.event.prev_hash)
     }
     /// Hex SHA-256 chaining this event to the previous one.
     async fn hash(&self) -> String {
-        hex::encode(self.0.hash)
+        hex::encode(self.event.hash)
     }
     /// The payload as JSON; personal fields read `[erased]` once the customer it concerns
     /// is forgotten.
@@ -215,7 +222,8 @@ impl Event {
     ) -> async_graphql::Result<Json<serde_json::Value>> {
         let shared = crate::context::shared(ctx)?;
         Ok(Json(crate::schema::erasure::visible_payload(
-            shared, &self.0,
+            shared,
+            &self.event,
         )))
     }
 }

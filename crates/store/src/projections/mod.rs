@@ -18,7 +18,8 @@
 //!
 //! The four standard projections and their queries: [`timeline`] (customer timeline),
 //! [`escalation`] (case state, queues, SLA due times), [`metrics`] (service metrics and the
-//! leaderboard), [`directory`] (customer directory and search). Query functions are pure
+//! leaderboard), [`directory`] (customer directory and search), plus [`workspace_log`] (each
+//! workspace's events numbered gap-free, for auditors). Query functions are pure
 //! synchronous reads of a tree; every one takes the workspace id and never returns another
 //! workspace's rows.
 
@@ -42,6 +43,7 @@ pub mod sla;
 pub mod status;
 pub mod text;
 pub mod timeline;
+pub mod workspace_log;
 
 use std::sync::Arc;
 
@@ -119,17 +121,19 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
 }
 
-/// The four standard projections, in a stable order.
+/// The standard projections (the four read models and the [`workspace_log`] index), in a
+/// stable order.
 pub fn default_projections() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(timeline::TimelineProjection),
         Arc::new(escalation::EscalationProjection),
         Arc::new(metrics::MetricsProjection),
         Arc::new(directory::DirectoryProjection),
+        Arc::new(workspace_log::WorkspaceLogProjection),
     ]
 }
 
-/// The four standard projections for a store whose personal fields are sealed by `vault`
+/// The standard projections for a store whose personal fields are sealed by `vault`
 /// (the directory indexes keyed hashes, see [`directory`]); `None` gives
 /// [`default_projections`].
 pub fn default_projections_with_vault(
@@ -142,6 +146,7 @@ pub fn default_projections_with_vault(
             Arc::new(escalation::EscalationProjection),
             Arc::new(metrics::MetricsProjection),
             Arc::new(directory::SealedDirectoryProjection::new(vault)),
+            Arc::new(workspace_log::WorkspaceLogProjection),
         ],
     }
 }

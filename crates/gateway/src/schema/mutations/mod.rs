@@ -134,6 +134,7 @@ impl<'a> Write<'a> {
         if outcome.last_position.is_some() && !outcome.replayed {
             self.shared.telemetry.record_append(started.elapsed());
         }
+        let mut outcome = outcome;
         if let Some(position) = outcome.last_position {
             let timeout = self.shared.config.read_your_writes_timeout;
             if let Err(e) = self.shared.projections.wait_for(position, timeout).await {
@@ -141,7 +142,19 @@ impl<'a> Write<'a> {
                 tracing::warn!(position, code = e.code(), "read models lag behind a write");
             }
         }
+        // Clients see positions local to their workspace, never global ones.
+        outcome.first_position = self.local_position(outcome.first_position).await?;
+        outcome.last_position = self.local_position(outcome.last_position).await?;
         Ok(outcome)
+    }
+
+    /// The workspace-local position of global position `global`; `None` when there is none
+    /// or the workspace log index has not applied it in time.
+    async fn local_position(&self, global: Option<u64>) -> async_graphql::Result<Option<u64>> {
+        match global {
+            None => Ok(None),
+            Some(global) => crate::schema::positions::local_opt(self.shared, self.ws, global).await,
+        }
     }
 }
 
@@ -152,7 +165,8 @@ pub struct WriteInfo {
     pub client_mutation_id: Option<String>,
     /// The version of the written stream after the mutation.
     pub version: u64,
-    /// The log position of the last event written (none when nothing changed).
+    /// The position of the last event written, local to the workspace as in `allEvents`
+    /// (none when nothing changed, or when the log index lags the write).
     pub position: Option<u64>,
     /// Whether this is the stored result of an earlier try with the same `clientMutationId`.
     pub replayed: bool,
@@ -180,7 +194,8 @@ macro_rules! payload {
             pub client_mutation_id: Option<String>,
             /// The version of the written stream after the mutation.
             pub version: u64,
-            /// The log position of the last event written (none when nothing changed).
+            /// The position of the last event written, local to the workspace as in
+            /// `allEvents` (none when nothing changed, or when the log index lags the write).
             pub position: Option<u64>,
             /// Whether this is the stored result of an earlier try with the same
             /// `clientMutationId`.
