@@ -155,6 +155,8 @@ fn serve_help_documents_every_setting() {
         "SIJIL_RATE_BURST",
         "SIJIL_SLA_INTERVAL_MS",
         "SIJIL_WORKSPACE",
+        "SIJIL_MASTER_KEY_FILE",
+        ".master-key",
     ] {
         assert!(
             help.contains(setting),

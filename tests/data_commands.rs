@@ -1,6 +1,7 @@
-//! End-to-end: the offline data commands — `demo` is deterministic, `export` then `import`
-//! into an empty store gives the identical log and projections, `import` is idempotent and
-//! refuses tampered or foreign logs, and `verify` fails on a damaged store.
+//! End-to-end: the offline data commands — `demo --unsealed` is deterministic, `export` then
+//! `import` (with the keys) into an empty store gives the identical log and projections,
+//! `import` is idempotent and refuses tampered or foreign logs, and `verify` fails on a
+//! damaged store.
 
 mod common;
 
@@ -10,6 +11,28 @@ use common::{log_hash, ok, run, stderr, stdout};
 
 fn demo(data: &Path, customers: &str, seed: &str) -> String {
     ok(data, &["demo", "--customers", customers, "--seed", seed])
+}
+
+/// The demo with personal data in clear, the only way the same seed gives the same bytes.
+fn unsealed_demo(data: &Path, customers: &str, seed: &str) -> String {
+    ok(
+        data,
+        &[
+            "demo",
+            "--customers",
+            customers,
+            "--seed",
+            seed,
+            "--unsealed",
+        ],
+    )
+}
+
+/// The key file `demo` creates beside a new data directory.
+fn key_file(data: &Path) -> String {
+    let mut name = data.as_os_str().to_owned();
+    name.push(".master-key");
+    name.to_string_lossy().into_owned()
 }
 
 /// `verify` output without timings: log summary, projection key counts and the log hash.
@@ -27,9 +50,9 @@ fn given_the_same_seed_when_the_demo_runs_twice_then_the_logs_hash_the_same() {
         dir.path().join("b"),
         dir.path().join("c"),
     );
-    let first = log_hash(&demo(&a, "25", "11"));
-    let second = log_hash(&demo(&b, "25", "11"));
-    let other = log_hash(&demo(&c, "25", "12"));
+    let first = log_hash(&unsealed_demo(&a, "25", "11"));
+    let second = log_hash(&unsealed_demo(&b, "25", "11"));
+    let other = log_hash(&unsealed_demo(&c, "25", "12"));
     assert_eq!(first, second);
     assert_ne!(first, other, "another seed gives another history");
     assert_eq!(log_hash(&verified(&a)), first);
@@ -88,18 +111,37 @@ fn given_an_export_when_imported_into_an_empty_store_then_log_and_projections_ar
         dir.path().join("m"),
     );
     demo(&source, "20", "5");
+    let key = key_file(&source);
     for (format, target, file) in [("jsonl", &copy, "log.jsonl"), ("msgpack", &copy2, "log.mp")] {
         let path = dir.path().join(file);
         let path = path.to_str().expect("utf-8");
-        ok(&source, &["export", "--format", format, "--out", path]);
-        let imported = ok(target, &["import", path]);
+        let keys = dir.path().join(format!("{file}.keys"));
+        let keys = keys.to_str().expect("utf-8");
+        ok(
+            &source,
+            &["export", "--format", format, "--out", path, "--keys", keys],
+        );
+        let imported = ok(
+            target,
+            &["--master-key-file", &key, "import", path, "--keys", keys],
+        );
         assert!(imported.contains("imported"), "{imported}");
-        assert_eq!(verified(target), verified(&source), "{format}");
+        let verified_target = || {
+            let text = ok(target, &["--master-key-file", &key, "verify"]);
+            assert!(text.contains("verify: OK"), "{text}");
+            text
+        };
+        // The same log, and the same projections (the directory's keyed hashes included,
+        // which need the same master key and the moved data keys).
+        assert_eq!(verified_target(), verified(&source), "{format}");
 
-        // Importing the same file again changes nothing.
-        let again = ok(target, &["import", path]);
+        // Importing the same files again changes nothing.
+        let again = ok(
+            target,
+            &["--master-key-file", &key, "import", path, "--keys", keys],
+        );
         assert!(again.contains("nothing to import"), "{again}");
-        assert_eq!(verified(target), verified(&source));
+        assert_eq!(verified_target(), verified(&source));
     }
 }
 
@@ -157,7 +199,8 @@ fn given_a_store_with_another_log_when_importing_then_it_is_refused() {
 fn given_a_damaged_store_file_when_verified_then_it_exits_non_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    demo(&data, "10", "4");
+    // In clear, so the reference can be found on disk.
+    unsealed_demo(&data, "10", "4");
     // Change one character of a stored customer reference wherever it is on disk.
     let db = data.join("db");
     let mut bytes = std::fs::read(&db).expect("sled file");

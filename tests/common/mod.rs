@@ -65,6 +65,8 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub token: Option<String>,
+    /// The lines printed before the `sijil listening on` line.
+    pub printed: Vec<String>,
     pub lines: mpsc::Receiver<String>,
 }
 
@@ -90,10 +92,11 @@ impl Server {
             }
         });
         let mut token = None;
+        let mut printed = Vec::new();
         let url = loop {
             let line = lines
                 .recv_timeout(Duration::from_secs(120))
-                .expect("serve prints its address");
+                .unwrap_or_else(|_| panic!("serve prints its address; it printed {printed:?}"));
             if let Some(at) = line.find("sjl_") {
                 token = line[at..].split_whitespace().next().map(str::to_owned);
             }
@@ -104,11 +107,13 @@ impl Server {
                     .expect("an address")
                     .to_owned();
             }
+            printed.push(line);
         };
         Server {
             child,
             url,
             token,
+            printed,
             lines,
         }
     }

@@ -26,7 +26,10 @@ pub struct Cli {
     pub log: Option<String>,
 
     /// File holding the workspace master key (64 hex characters) that seals personal data;
-    /// or give the key itself in SIJIL_MASTER_KEY. Keep it outside the data directory
+    /// or give the key itself in SIJIL_MASTER_KEY. Without either, sijil uses the key file
+    /// beside the data directory, <DIR>.master-key (e.g. ./sijil-data.master-key), creating it
+    /// for a store that never sealed anything. Keep the key apart from backups of the data
+    /// directory: without it no personal data can be read
     #[arg(
         long,
         global = true,
@@ -42,7 +45,9 @@ pub struct Cli {
 /// What to do.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Open (or create) the store, start the projections and serve GraphQL.
+    /// Open (or create) the store, start the projections and serve GraphQL. Personal data is
+    /// always sealed: on a new store without a configured master key, a key is created in
+    /// <DIR>.master-key beside the data directory and used on every later start.
     Serve(ServeArgs),
     /// Fill the store with deterministic, realistic demo data.
     Demo(DemoArgs),
@@ -59,8 +64,8 @@ pub enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Print a new random workspace master key (64 hex characters) to give `serve` through
-    /// SIJIL_MASTER_KEY or --master-key-file. Store it safely: without it no personal data
-    /// can be read.
+    /// SIJIL_MASTER_KEY or --master-key-file (instead of the key file `serve` creates for a
+    /// new store). Store it safely: without it no personal data can be read.
     MasterKey,
 }
 
@@ -134,6 +139,12 @@ pub struct DemoArgs {
     /// Workspace to fill [default: the demo workspace 0190…]
     #[arg(long, value_name = "UUID")]
     pub workspace: Option<uuid::Uuid>,
+
+    /// Write personal data in clear instead of sealing it, so the same seed gives the same
+    /// log byte for byte (sealing uses fresh keys and nonces). For reproducibility checks
+    /// only: data written this way cannot be crypto-shredded
+    #[arg(long)]
+    pub unsealed: bool,
 }
 
 /// Export formats.
@@ -159,6 +170,11 @@ pub struct ExportArgs {
     /// Output file [default: standard output]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Also write the customers' data keys to FILE, sealed under the master key (needed to
+    /// read the personal data of an imported log; forgotten customers' keys are not in it)
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
 }
 
 /// `sijil import`
@@ -166,6 +182,13 @@ pub struct ExportArgs {
 pub struct ImportArgs {
     /// A file written by `sijil export` (either format)
     pub file: PathBuf,
+
+    /// A key bundle written by `sijil export --keys`: its keys are added to this store's
+    /// vault. Needs the master key of the store it was exported from (--master-key-file or
+    /// SIJIL_MASTER_KEY); a bundle that does not open with it is refused before anything is
+    /// written
+    #[arg(long, value_name = "BUNDLE")]
+    pub keys: Option<PathBuf>,
 }
 
 /// `sijil rebuild`

@@ -1,11 +1,18 @@
 //! The offline commands: `export`, `import`, `rebuild` and `token`. Each opens the store in
 //! the data directory itself (sled allows one process at a time, so they cannot run while
 //! `sijil serve` holds the same directory).
+//!
+//! `export --keys` and `import --keys` move the vault's customer data keys with the log, as a
+//! key bundle sealed under the master key (see `sijil_store::vault::bundle`): an imported
+//! log's personal data is readable only with them, and a customer forgotten before the export
+//! has no key in the bundle, so they stay erased in the destination.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
+
+use sijil_store::vault::{KeyBundle, Vault};
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,7 +21,9 @@ use sijil_gateway::{Permission, Role, TokenStore};
 use sijil_store::projections::{self, ProjectionHandle};
 use sijil_store::{ImportCheck, Store};
 
-use crate::cli::{ExportFormat, TokenCommand};
+use crate::cli::{ExportArgs, ExportFormat, ImportArgs, TokenCommand};
+use crate::config::Common;
+use crate::keys;
 use crate::logfile::{self, LogReader};
 use crate::store_dir::{self, Mode};
 
@@ -53,8 +62,32 @@ pub fn iso8601(ms: i64) -> String {
 }
 
 /// `sijil export`.
-pub fn export(data: &Path, from: u64, format: ExportFormat, out: Option<&Path>) -> Result<()> {
+pub fn export(common: &Common, args: &ExportArgs) -> Result<()> {
+    let data = common.data.as_path();
+    let (from, format, out) = (args.from, args.format, args.out.as_deref());
     let store = store_dir::open(data, Mode::Existing)?;
+    // The keys first: a missing or wrong master key stops the export before it writes.
+    let bundle = match &args.keys {
+        Some(path) => {
+            let Some((vault, master)) =
+                keys::unlock_existing(data, &store, common.master_key_file.as_ref())?
+            else {
+                bail!(
+                    "the store in {} never sealed personal data, so it has no keys to export \
+                     (export without --keys)",
+                    data.display()
+                );
+            };
+            let bundle = vault
+                .export_keys()
+                .map_err(|e| anyhow!("cannot read the vault: {e} [{}]", e.code()))?;
+            let bytes = bundle
+                .seal(&master)
+                .map_err(|e| anyhow!("cannot seal the key bundle: {e} [{}]", e.code()))?;
+            Some((path, bundle, bytes))
+        }
+        None => None,
+    };
     let head = store.head_position();
     let mut sink: Box<dyn Write> = match out {
         Some(path) => Box::new(BufWriter::with_capacity(
@@ -94,21 +127,107 @@ pub fn export(data: &Path, from: u64, format: ExportFormat, out: Option<&Path>) 
     };
     let target = out.map_or("standard output".to_owned(), |p| p.display().to_string());
     eprintln!("exported {written} events ({range}) to {target}");
+    match bundle {
+        Some((path, bundle, bytes)) => {
+            write_private(path, &bytes)?;
+            eprintln!(
+                "exported {} customer keys to {}, sealed under the master key ({} forgotten \
+                 customers are named without a key); import them with `sijil import --keys`",
+                bundle.live_keys(),
+                path.display(),
+                bundle.forgotten_customers()
+            );
+        }
+        None if keys::seals(data, &store) => eprintln!(
+            "note: this log's personal data is sealed; to read it in another store, also \
+             export its keys with --keys FILE and import them with `sijil import --keys FILE`"
+        ),
+        None => {}
+    }
     Ok(())
 }
 
+/// Writes `bytes` to `path` (created readable by its owner only, or replaced), durably.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads and opens the key bundle of `import --keys` with the configured master key, before
+/// anything is written.
+fn open_bundle(
+    common: &Common,
+    path: &Path,
+) -> Result<(KeyBundle, sijil_store::vault::MasterKey, keys::Source)> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the key bundle {}", path.display()))?;
+    let (master, source) = keys::required(&common.data, common.master_key_file.as_ref())
+        .map_err(|e| anyhow!("import refused, nothing was written: {e:#}"))?;
+    let bundle = KeyBundle::open(&master, &bytes).map_err(|e| {
+        anyhow!(
+            "import refused, nothing was written: {}: {e} [{}] (master key from {source})",
+            path.display(),
+            e.code()
+        )
+    })?;
+    Ok((bundle, master, source))
+}
+
 /// `sijil import`.
-pub fn import(data: &Path, file: &Path) -> Result<()> {
+pub fn import(common: &Common, args: &ImportArgs) -> Result<()> {
+    let (data, file) = (common.data.as_path(), args.file.as_path());
     logfile::check_readable(file)?;
+    let bundle = match &args.keys {
+        Some(path) => Some(open_bundle(common, path)?),
+        None => None,
+    };
     let store = store_dir::open(data, Mode::Create)?;
     let mut check = ImportCheck::new(&store);
+    let mut sealed = false;
     for event in LogReader::open(file)? {
         let event = event.with_context(|| format!("reading {}", file.display()))?;
         check
             .check(&event)
             .map_err(|e| anyhow!("import refused, nothing was written: {e} [{}]", e.code()))?;
+        sealed = sealed || keys::holds_sealed(&event);
     }
     let summary = check.finish();
+    let vault = match bundle {
+        Some((bundle, master, source)) => {
+            let vault = keys::open_vault(data, &store, master, &source)
+                .map_err(|e| anyhow!("import refused before writing any event: {e:#}"))?;
+            let done = vault
+                .import_keys(&bundle)
+                .map_err(|e| anyhow!("importing the keys failed: {e} [{}]", e.code()))?;
+            println!(
+                "imported keys: {} added, {} already held; forgotten customers: {} marked, {} already forgotten",
+                done.added, done.already_held, done.forgotten, done.stayed_forgotten
+            );
+            Some(vault)
+        }
+        None => {
+            if sealed {
+                eprintln!(
+                    "note: {} holds sealed personal data; without its keys (`sijil export \
+                     --keys FILE` on the source, then `sijil import --keys FILE`) this store \
+                     cannot read it",
+                    file.display()
+                );
+            }
+            None
+        }
+    };
     if summary.new_events == 0 {
         println!(
             "nothing to import: the store already holds all {} events of {}",
@@ -122,11 +241,11 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
     for event in LogReader::open(file)? {
         chunk.push(event.with_context(|| format!("reading {}", file.display()))?);
         if chunk.len() >= CHUNK {
-            written += write_chunk(&store, &chunk)?;
+            written += write_chunk(&store, vault.as_ref(), &chunk)?;
             chunk.clear();
         }
     }
-    written += write_chunk(&store, &chunk)?;
+    written += write_chunk(&store, vault.as_ref(), &chunk)?;
     store_dir::mark(data, &store)?;
     println!(
         "imported {written} new events (positions {}..={}); {} were already present; head is now {}",
@@ -138,9 +257,28 @@ pub fn import(data: &Path, file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_chunk(store: &Store, chunk: &[sijil_store::RecordedEvent]) -> Result<u64> {
+/// Appends `chunk`; with a vault, first records the case and follow-up links its events
+/// make, as the gateway does when it appends them.
+fn write_chunk(
+    store: &Store,
+    vault: Option<&Vault>,
+    chunk: &[sijil_store::RecordedEvent],
+) -> Result<u64> {
     if chunk.is_empty() {
         return Ok(0);
+    }
+    if let Some(vault) = vault {
+        for recorded in chunk {
+            let (Ok(event), Ok(ws)) = (
+                projections::decode_event(recorded),
+                WorkspaceId::new(recorded.workspace_id),
+            ) else {
+                continue;
+            };
+            vault
+                .record_link(ws, &event)
+                .map_err(|e| anyhow!("import stopped: {e} [{}]", e.code()))?;
+        }
     }
     store
         .import_events(chunk)
@@ -166,7 +304,7 @@ pub fn rebuild(
     master_key_file: Option<&std::path::PathBuf>,
 ) -> Result<()> {
     let store = store_dir::open(data, Mode::Existing)?;
-    let vault = crate::keys::unlock(data, &store, master_key_file)?;
+    let vault = keys::unlock_existing(data, &store, master_key_file)?.map(|(vault, _)| vault);
     let all = projections::default_projections_with_vault(vault);
     let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
     let chosen: Vec<_> = match name {

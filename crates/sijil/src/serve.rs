@@ -1,6 +1,11 @@
 //! `sijil serve`: opens (or creates) the store, fills it with demo data if asked, starts the
 //! projections, the SLA checker and the GraphQL gateway, and serves until Ctrl-C or SIGTERM.
 //!
+//! Personal data is always sealed: the vault is unlocked with the configured master key, or
+//! the one in the key file beside the data directory, which a store that never sealed
+//! anything gets on its first start (see [`crate::keys`]); a sealed store without its key is
+//! refused.
+//!
 //! On a new store (no token yet) it creates an admin token and prints its secret once. It
 //! prints the address it actually listens on (`--listen 127.0.0.1:0` picks a free port) as the
 //! line `sijil listening on http://ADDR/graphql`.
@@ -41,13 +46,7 @@ pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
     let mut workspace = config.workspace;
     if config.demo {
         if store.head_position() == 0 {
-            let report = demo::run(
-                &store,
-                vault.as_ref(),
-                config.demo_customers,
-                DEMO_SEED,
-                true,
-            )?;
+            let report = demo::run(&store, Some(&vault), config.demo_customers, DEMO_SEED, true)?;
             println!(
                 "demo: {} customers, {} agents, {} events in {:.1} s (workspace {})",
                 report.customers,
@@ -96,11 +95,11 @@ fn first_workspace(store: &Store) -> Option<uuid::Uuid> {
 
 async fn serve(
     store: Store,
-    vault: Option<Vault>,
+    vault: Vault,
     config: ServeConfig,
     workspace: Option<uuid::Uuid>,
 ) -> Result<()> {
-    let projections = Projections::start_with_vault(store.clone(), vault.clone())
+    let projections = Projections::start_with_vault(store.clone(), Some(vault.clone()))
         .context("starting the projections")?;
     let checker = sla::spawn(
         store.clone(),
@@ -109,13 +108,8 @@ async fn serve(
         || Timestamp(now_ms()),
     );
     let projections_handle = Arc::new(projections.clone());
-    let gateway = match vault {
-        Some(vault) => {
-            Gateway::with_vault(store.clone(), projections_handle, config.gateway, vault)
-        }
-        None => Gateway::new(store.clone(), projections_handle, config.gateway),
-    }
-    .map_err(|e| anyhow::anyhow!("cannot start the gateway: {e} [{}]", e.code()))?;
+    let gateway = Gateway::with_vault(store.clone(), projections_handle, config.gateway, vault)
+        .map_err(|e| anyhow::anyhow!("cannot start the gateway: {e} [{}]", e.code()))?;
     if gateway.tokens().is_empty() {
         let workspace = workspace
             .or_else(|| first_workspace(&store))

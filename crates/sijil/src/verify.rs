@@ -73,7 +73,8 @@ pub struct Problem {
 
 /// What `verify` knows of the store's vault.
 pub enum Keys {
-    /// The vault when the store seals personal data, `None` when it does not.
+    /// The vault when a master key is available, `None` when none is and the store never
+    /// sealed anything.
     Available(Option<sijil_store::vault::Vault>),
     /// The store seals personal data but its master key was not given: the directory (whose
     /// keyed hashes need it) is not checked, everything else is.

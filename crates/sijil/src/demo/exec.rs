@@ -6,8 +6,12 @@
 //! Every event id and correlation id is a UUID v7 of the event's simulated time, with random
 //! bits from the seeded generator; events of one case share its correlation id, and each event
 //! names the one before it in its flow as its cause.
+//!
+//! Deciding and sealing run on the calling thread while a writer thread appends the previous
+//! chunk (a bounded hand-over of two chunks), so the two halves of the work overlap.
 
 use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 use anyhow::{anyhow, Context, Result};
 use sijil_domain::{
@@ -59,7 +63,10 @@ struct Flow {
     last: Uuid,
 }
 
-/// Where events go: bulk appends of [`CHUNK_EVENTS`].
+/// Chunks handed to the writer thread before the executor waits for it.
+const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// Where events go: bulk appends of [`CHUNK_EVENTS`], handed to the writer thread.
 struct Out<'a> {
     store: &'a Store,
     /// Seals personal fields before they are encoded, when the store has a vault.
@@ -68,8 +75,7 @@ struct Out<'a> {
     rng: Rng,
     pending: Vec<BulkAppend>,
     pending_events: usize,
-    written: u64,
-    on_written: &'a mut dyn FnMut(u64),
+    writer: SyncSender<Vec<BulkAppend>>,
 }
 
 impl Out<'_> {
@@ -148,19 +154,16 @@ impl Out<'_> {
         }
     }
 
-    /// Appends what is queued.
+    /// Hands what is queued to the writer thread (waiting while it is two chunks behind).
     fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.store
-            .append_bulk(&self.pending, RecordedAt::OccurredAt)
-            .context("appending demo events")?;
-        self.written += self.pending_events as u64;
-        (self.on_written)(self.pending_events as u64);
-        self.pending.clear();
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK_EVENTS));
         self.pending_events = 0;
-        Ok(())
+        self.writer
+            .send(chunk)
+            .map_err(|_| anyhow!("the demo writer stopped"))
     }
 }
 
@@ -176,15 +179,59 @@ struct Exec<'a> {
     flows: HashMap<Uuid, Flow>,
 }
 
+/// Appends every chunk it receives, in order, until the executor hangs up or an append fails;
+/// returns the number of events written.
+fn write_chunks(
+    store: &Store,
+    chunks: std::sync::mpsc::Receiver<Vec<BulkAppend>>,
+    on_written: &mut (dyn FnMut(u64) + Send),
+) -> Result<u64> {
+    let mut written = 0u64;
+    for chunk in chunks {
+        let events: u64 = chunk.iter().map(|a| a.events.len() as u64).sum();
+        store
+            .append_bulk(&chunk, RecordedAt::OccurredAt)
+            .context("appending demo events")?;
+        written += events;
+        on_written(events);
+    }
+    Ok(written)
+}
+
 /// Runs every step of `plan` into `store`; `on_written` hears how many events each bulk
-/// append wrote. Returns the number of events written.
+/// append wrote (on the writer thread). Returns the number of events written.
 pub fn execute(
     plan: &Plan,
     store: &Store,
     vault: Option<&Vault>,
     seed: u64,
-    on_written: &mut dyn FnMut(u64),
+    on_written: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64> {
+    std::thread::scope(|scope| {
+        let (sender, chunks) = sync_channel(CHUNKS_IN_FLIGHT);
+        let writer = std::thread::Builder::new()
+            .name("demo-writer".into())
+            .spawn_scoped(scope, move || write_chunks(store, chunks, on_written))
+            .context("starting the demo writer thread")?;
+        let decided = decide_all(plan, store, vault, seed, sender);
+        let written = writer
+            .join()
+            .map_err(|_| anyhow!("the demo writer thread panicked"))?;
+        // A failed append explains a failed hand-over, so the writer's error comes first.
+        let written = written?;
+        decided?;
+        Ok(written)
+    })
+}
+
+/// Decides every step of `plan` and hands the events to `writer`.
+fn decide_all(
+    plan: &Plan,
+    store: &Store,
+    vault: Option<&Vault>,
+    seed: u64,
+    writer: SyncSender<Vec<BulkAppend>>,
+) -> Result<()> {
     let mut exec = Exec {
         plan,
         out: Out {
@@ -194,8 +241,7 @@ pub fn execute(
             rng: Rng::new(seed).fork(4, 0),
             pending: Vec::new(),
             pending_events: 0,
-            written: 0,
-            on_written,
+            writer,
         },
         customers: (0..plan.customers.len())
             .map(|_| Tracked::default())
@@ -215,8 +261,7 @@ pub fn execute(
             )
         })?;
     }
-    exec.out.flush()?;
-    Ok(exec.out.written)
+    exec.out.flush()
 }
 
 fn ts(at: i64) -> Timestamp {

@@ -52,6 +52,24 @@ pub enum VaultError {
     /// A sealed field does not decrypt under its customer's key (tampered, or not theirs).
     #[error("a sealed {field} does not decrypt for this customer")]
     Undecryptable { field: &'static str },
+    /// A key bundle does not open with the configured master key (or was changed).
+    #[error(
+        "the key bundle does not open with this master key: give the master key of the store \
+         it was exported from (or the bundle was changed)"
+    )]
+    BundleWrongKey,
+    /// A file given as a key bundle is not one.
+    #[error("not a sijil key bundle: {0}")]
+    BundleInvalid(String),
+    /// A bundle carries another data key for a customer this vault already holds a key for.
+    #[error(
+        "the vault already holds a different data key for customer {customer} of workspace \
+         {workspace}: the bundle belongs to another store"
+    )]
+    KeyConflict {
+        workspace: uuid::Uuid,
+        customer: uuid::Uuid,
+    },
 }
 
 impl VaultError {
@@ -68,6 +86,9 @@ impl VaultError {
             VaultError::Forgotten(_) => "CUSTOMER_FORGOTTEN",
             VaultError::NoKey { .. } => "VAULT_NO_KEY",
             VaultError::Undecryptable { .. } => "VAULT_UNDECRYPTABLE",
+            VaultError::BundleWrongKey => "KEY_BUNDLE_WRONG_MASTER_KEY",
+            VaultError::BundleInvalid(_) => "KEY_BUNDLE_INVALID",
+            VaultError::KeyConflict { .. } => "VAULT_KEY_CONFLICT",
         }
     }
 

@@ -37,6 +37,15 @@
 //! (keys are zeroed when dropped, but not locked against swapping). Each forget costs one
 //! rewrap per live customer key.
 //!
+//! # Moving keys
+//!
+//! [`Vault::export_keys`] gives every live data key and every forgotten customer as a
+//! [`KeyBundle`], which only ever leaves the process sealed under a key derived from the
+//! master key (see [`bundle`]); [`Vault::import_keys`] adds a bundle's keys to another data
+//! directory's vault under that vault's own KEK. Forgotten customers travel as tombstones
+//! without a key, so they stay forgotten after the move, and a live key never revives a
+//! customer the destination forgot.
+//!
 //! # Durability
 //!
 //! A new data key is written to sled without its own flush: it must reach disk no later than
@@ -45,6 +54,7 @@
 //!
 //! The vault's trees are named `vault/...`; no store or projection tree uses that prefix.
 
+pub mod bundle;
 pub mod crypto;
 pub mod error;
 pub mod kek_file;
@@ -59,6 +69,7 @@ use sijil_domain::personal::{self, DataSubject, PersonalField, SubjectLink};
 use sijil_domain::{CustomerId, DomainEvent, WorkspaceId};
 use zeroize::Zeroizing;
 
+pub use bundle::KeyBundle;
 pub use crypto::MasterKey;
 pub use error::VaultError;
 /// What a forgotten customer's personal fields read as.
@@ -98,6 +109,20 @@ pub enum Forgot {
     NoKeyHeld,
     /// They were already forgotten; nothing changed.
     AlreadyForgotten,
+}
+
+/// What [`Vault::import_keys`] did with a [`KeyBundle`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeysImported {
+    /// Data keys the vault did not hold and now holds.
+    pub added: usize,
+    /// Data keys the vault already held (the same key).
+    pub already_held: usize,
+    /// Customers now marked forgotten (a tombstone written, or a live key destroyed).
+    pub forgotten: usize,
+    /// Entries for customers this vault had already forgotten, which stay forgotten (a live
+    /// key in the bundle never brings a forgotten customer back).
+    pub stayed_forgotten: usize,
 }
 
 /// The per-customer key vault. Cheap to clone; share one per data directory.
@@ -511,6 +536,98 @@ impl Vault {
         Ok(Forgot::KeyDestroyed)
     }
 
+    /// Every live data key and every forgotten customer of this vault, to move them with an
+    /// export of the log (seal the bundle with [`KeyBundle::seal`]; it never leaves in clear).
+    pub fn export_keys(&self) -> Result<KeyBundle, VaultError> {
+        let state = self.read_state();
+        let mut bundle = KeyBundle::default();
+        for item in self.inner.keys.iter() {
+            let (k, v) = item.map_err(VaultError::sled("scan data keys"))?;
+            let Ok(k) = <[u8; 32]>::try_from(k.as_ref()) else {
+                continue;
+            };
+            match decode_entry(&state.kek, &k, &v)? {
+                Entry::Live(data_key) => bundle.live.push((k, data_key)),
+                Entry::Forgotten => bundle.forgotten.push(k),
+            }
+        }
+        Ok(bundle)
+    }
+
+    /// Adds the keys of `bundle` (from [`Vault::export_keys`] of another data directory),
+    /// wrapped under this vault's own KEK, durably. Customers the bundle names as forgotten
+    /// are forgotten here too (a key this vault holds for them is destroyed as by
+    /// [`Vault::forget`]); customers this vault forgot stay forgotten. Importing the same
+    /// bundle again changes nothing. Fails with [`VaultError::KeyConflict`], writing nothing,
+    /// when the vault holds another key for a customer of the bundle.
+    pub fn import_keys(&self, bundle: &KeyBundle) -> Result<KeysImported, VaultError> {
+        let mut done = KeysImported::default();
+        let mut to_forget = Vec::new();
+        {
+            let mut state = self.write_state();
+            let mut batch = sled::Batch::default();
+            let mut pending: HashMap<[u8; 32], Entry> = HashMap::new();
+            for (key, data_key) in &bundle.live {
+                let existing = match pending.get(key) {
+                    Some(entry) => Some(entry.clone()),
+                    None => Self::load(&self.inner.keys, &mut state, key)?,
+                };
+                match existing {
+                    None => {
+                        batch.insert(&key[..], encode_live(&state.kek, key, data_key)?);
+                        pending.insert(*key, Entry::Live(data_key.clone()));
+                        done.added += 1;
+                    }
+                    Some(Entry::Live(held)) if held.bytes() == data_key.bytes() => {
+                        done.already_held += 1;
+                    }
+                    Some(Entry::Live(_)) => {
+                        let (workspace, customer) = split_key(key);
+                        return Err(VaultError::KeyConflict {
+                            workspace,
+                            customer,
+                        });
+                    }
+                    Some(Entry::Forgotten) => done.stayed_forgotten += 1,
+                }
+            }
+            for key in &bundle.forgotten {
+                let existing = match pending.get(key) {
+                    Some(entry) => Some(entry.clone()),
+                    None => Self::load(&self.inner.keys, &mut state, key)?,
+                };
+                match existing {
+                    None => {
+                        batch.insert(&key[..], &TOMBSTONE[..]);
+                        pending.insert(*key, Entry::Forgotten);
+                        done.forgotten += 1;
+                    }
+                    Some(Entry::Live(_)) => to_forget.push(*key),
+                    Some(Entry::Forgotten) => done.stayed_forgotten += 1,
+                }
+            }
+            self.inner
+                .keys
+                .apply_batch(batch)
+                .map_err(VaultError::sled("import data keys"))?;
+            self.inner
+                .db
+                .flush()
+                .map_err(VaultError::sled("flush vault"))?;
+            state.cache.extend(pending);
+        }
+        for key in to_forget {
+            let (workspace, customer) = split_key(&key);
+            let corrupt = || VaultError::Corrupt("a vault key does not name a customer".into());
+            let ws = WorkspaceId::new(workspace).map_err(|_| corrupt())?;
+            let customer = CustomerId::new(customer).map_err(|_| corrupt())?;
+            if self.forget(ws, customer)? != Forgot::AlreadyForgotten {
+                done.forgotten += 1;
+            }
+        }
+        Ok(done)
+    }
+
     /// Remembers the case→customer or follow-up→customer link `event` makes, if any, so later
     /// events of that case or follow-up can be resolved with [`Vault::resolve`].
     pub fn record_link(&self, ws: WorkspaceId, event: &DomainEvent) -> Result<(), VaultError> {
@@ -596,6 +713,15 @@ fn open_field(
     let plain = unpad(&padded).ok_or_else(undecryptable)?;
     let text = std::str::from_utf8(plain).map_err(|_| undecryptable())?;
     Ok(Some(text.to_owned()))
+}
+
+/// The workspace and customer ids of a `vault/keys` key.
+fn split_key(key: &[u8; 32]) -> (uuid::Uuid, uuid::Uuid) {
+    let mut ws = [0u8; 16];
+    let mut customer = [0u8; 16];
+    ws.copy_from_slice(&key[..16]);
+    customer.copy_from_slice(&key[16..]);
+    (uuid::Uuid::from_bytes(ws), uuid::Uuid::from_bytes(customer))
 }
 
 fn link_key(ws: WorkspaceId, kind: u8, id: uuid::Uuid) -> [u8; 33] {
@@ -848,6 +974,133 @@ mod tests {
         drop(vault);
         let again = s.unlock().expect("unlock again");
         assert_eq!(k, again.index_key(s.ws, "email", "amina@example.com"));
+    }
+
+    #[test]
+    fn keys_moved_in_a_bundle_open_the_same_ciphertext_and_forgotten_customers_stay_erased() {
+        // Given a vault with sealed notes for A and B, C forgotten after sealing, and D
+        // forgotten without ever holding a key,
+        let source = setup();
+        let vault = source.unlock().expect("unlock");
+        let [a, b, c, d] = [2, 3, 4, 5].map(|n| CustomerId::new(id(n)).expect("v7"));
+        let mut notes: Vec<DomainEvent> = [a, b, c]
+            .iter()
+            .map(|&who| {
+                let mut sealed = note(who, "secret");
+                vault.seal(&mut sealed, source.ws, who).expect("seal");
+                sealed
+            })
+            .collect();
+        vault.forget(source.ws, c).expect("forget c");
+        vault.forget(source.ws, d).expect("forget d");
+        // when its keys are exported, sealed under the master key, and imported into another
+        // data directory's vault (its own KEK) unlocked with the same master key,
+        let bundle = vault.export_keys().expect("export");
+        assert_eq!((bundle.live_keys(), bundle.forgotten_customers()), (2, 2));
+        let bytes = bundle.seal(&source.master).expect("seal bundle");
+        let mut target = setup();
+        target.master = source.master.clone();
+        let moved = target.unlock().expect("unlock target");
+        let opened = KeyBundle::open(&target.master, &bytes).expect("open bundle");
+        let done = moved.import_keys(&opened).expect("import");
+        assert_eq!(
+            done,
+            KeysImported {
+                added: 2,
+                forgotten: 2,
+                ..KeysImported::default()
+            }
+        );
+        // then A's and B's notes open there, also after a restart, C's and D's read erased,
+        drop(moved);
+        let moved = target.unlock().expect("unlock again");
+        for (who, sealed) in [a, b].iter().zip(&mut notes) {
+            assert_eq!(
+                moved.open(sealed, target.ws, *who).expect("open"),
+                Opened::Readable
+            );
+            assert_eq!(*sealed, note(*who, "secret"));
+        }
+        assert_eq!(
+            moved.open(&mut notes[2], target.ws, c).expect("open c"),
+            Opened::Erased
+        );
+        assert!(moved.is_forgotten(target.ws, d).expect("read"));
+        assert!(matches!(
+            moved.seal(&mut note(c, "new"), target.ws, c),
+            Err(VaultError::Forgotten(_))
+        ));
+        // importing the same bundle again changes nothing,
+        let again = moved.import_keys(&opened).expect("import again");
+        assert_eq!(
+            again,
+            KeysImported {
+                already_held: 2,
+                stayed_forgotten: 2,
+                ..KeysImported::default()
+            }
+        );
+        // and another master key cannot open the bundle.
+        let other = MasterKey::generate().expect("random");
+        assert!(matches!(
+            KeyBundle::open(&other, &bytes),
+            Err(VaultError::BundleWrongKey)
+        ));
+    }
+
+    #[test]
+    fn importing_keys_never_revives_a_forgotten_customer_and_refuses_a_foreign_key() {
+        // Given a bundle with live keys for A and B,
+        let source = setup();
+        let vault = source.unlock().expect("unlock");
+        let [a, b, e] = [2, 3, 6].map(|n| CustomerId::new(id(n)).expect("v7"));
+        for who in [a, b] {
+            vault
+                .seal(&mut note(who, "x"), source.ws, who)
+                .expect("seal");
+        }
+        let bundle = vault.export_keys().expect("export");
+        // when it is imported into a vault that forgot A,
+        let mut target = setup();
+        target.master = source.master.clone();
+        let moved = target.unlock().expect("unlock");
+        moved.forget(target.ws, a).expect("forget a");
+        let done = moved.import_keys(&bundle).expect("import");
+        // then A stays forgotten and only B's key is added;
+        assert_eq!((done.added, done.stayed_forgotten), (1, 1));
+        assert!(moved.is_forgotten(target.ws, a).expect("read"));
+        // and a vault holding another key for B refuses the bundle, writing nothing (E's key,
+        // also in the bundle, is not added).
+        let third = setup();
+        let other = third.unlock().expect("unlock");
+        other
+            .seal(&mut note(b, "x"), third.ws, b)
+            .expect("own key for b");
+        let source_e = vault.seal(&mut note(e, "x"), source.ws, e);
+        source_e.expect("seal e");
+        let with_e = vault.export_keys().expect("export");
+        assert!(matches!(
+            other.import_keys(&with_e),
+            Err(VaultError::KeyConflict { .. })
+        ));
+        assert!(other
+            .inner
+            .keys
+            .get(entry_key(third.ws, e))
+            .expect("read")
+            .is_none());
+        // A vault with a key for a customer the bundle names as forgotten destroys it.
+        vault.forget(source.ws, e).expect("forget e");
+        let forgetting = vault.export_keys().expect("export");
+        let fourth = setup();
+        let holder =
+            Vault::unlock(&fourth.db, fourth.kek_path(), source.master.clone()).expect("unlock");
+        holder
+            .seal(&mut note(e, "y"), fourth.ws, e)
+            .expect("own key for e");
+        let done = holder.import_keys(&forgetting).expect("import");
+        assert!(done.forgotten >= 1);
+        assert!(holder.is_forgotten(fourth.ws, e).expect("read"));
     }
 
     #[test]
