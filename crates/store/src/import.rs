@@ -394,6 +394,7 @@ impl Store {
             check_envelope(event)?;
         }
         let trees = self.trees();
+        let _gate = trees.write_gate();
         let outcome = (
             &trees.log,
             &trees.streams,

@@ -38,6 +38,9 @@ pub const RESERVED_TREES: [&str; 5] = [
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// `meta` key of the last assigned position (u64 BE).
 pub const META_LAST_POSITION: &[u8] = b"last_position";
+/// Key in `meta` present while a bulk append writes outside a transaction:
+/// the first position it writes (u64 BE). See `bulk::recover`.
+pub const META_BULK_FROM: &[u8] = b"bulk_from";
 
 /// Key of `position` in `log`.
 pub fn position_key(position: u64) -> [u8; 8] {

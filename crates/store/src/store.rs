@@ -61,6 +61,13 @@ impl Store {
             .map_err(|e| StoreError::sled("open database", e))?;
         let trees = Trees::open(&db)?;
         format::check_and_upgrade(&trees.meta, &trees.log)?;
+        let removed = crate::bulk::recover(&trees)?;
+        if removed > 0 {
+            tracing::warn!(
+                removed,
+                "removed the unacknowledged tail of an interrupted bulk append"
+            );
+        }
         db.flush()
             .map_err(|e| StoreError::sled("flush after open", e))?;
         let durable = Arc::new(Durable::new(read::last_log_position(&trees)?));

@@ -1,5 +1,7 @@
 //! Owns the bundle of sled tree handles the store works on and opening them
-//! from a database.
+//! from a database, and the write gate every writer of the log holds.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::StoreError;
 use crate::layout::{EVENT_IDS_TREE, HEADS_TREE, LOG_TREE, META_TREE, STREAMS_TREE};
@@ -17,6 +19,10 @@ pub struct Trees {
     pub event_ids: sled::Tree,
     /// metadata.
     pub meta: sled::Tree,
+    /// Held by whoever writes the log (the writer thread per group, a bulk
+    /// append or an import for their whole write), so a bulk append, which
+    /// writes outside a sled transaction, never interleaves with another writer.
+    gate: Arc<Mutex<()>>,
 }
 
 impl Trees {
@@ -32,6 +38,12 @@ impl Trees {
             heads: open(HEADS_TREE)?,
             event_ids: open(EVENT_IDS_TREE)?,
             meta: open(META_TREE)?,
+            gate: Arc::new(Mutex::new(())),
         })
+    }
+
+    /// Takes the write gate (see [`Trees::gate`]).
+    pub fn write_gate(&self) -> MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

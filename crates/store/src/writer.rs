@@ -142,7 +142,10 @@ impl Writer {
             .collect();
         // One transaction for the whole group; if it fails (storage error or
         // corruption), every request of the group gets that error.
-        let outcomes: Vec<Outcome> = match apply_group(&self.trees, &appends, recorded_at) {
+        let gate = self.trees.write_gate();
+        let applied = apply_group(&self.trees, &appends, recorded_at);
+        drop(gate);
+        let outcomes: Vec<Outcome> = match applied {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 drop(appends);

@@ -59,10 +59,11 @@ impl Rng {
 
 /// Runs the writer until it has acknowledged something, lets it go on for a
 /// random while, kills it, and returns every fully reported ack.
-fn run_and_kill(dir: &std::path::Path, delay: Duration) -> Vec<Ack> {
+fn run_and_kill(dir: &std::path::Path, delay: Duration, bulk: bool) -> Vec<Ack> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sijil-store-crashwriter"))
         .arg(dir)
         .arg("4")
+        .args(bulk.then_some("bulk"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -108,6 +109,15 @@ fn run_and_kill(dir: &std::path::Path, delay: Duration) -> Vec<Ack> {
 
 #[test]
 fn acknowledged_events_survive_sigkill() {
+    kill_rounds(false);
+}
+
+#[test]
+fn acknowledged_bulk_appends_survive_sigkill_and_interrupted_ones_vanish() {
+    kill_rounds(true);
+}
+
+fn kill_rounds(bulk: bool) {
     let dir = tempfile::tempdir().expect("temp dir");
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -119,7 +129,7 @@ fn acknowledged_events_survive_sigkill() {
     let mut all_acks: Vec<Ack> = Vec::new();
     for round in 0..ROUNDS {
         let delay = Duration::from_millis(rng.next() % 150);
-        let acks = run_and_kill(dir.path(), delay);
+        let acks = run_and_kill(dir.path(), delay, bulk);
         assert!(!acks.is_empty());
         all_acks.extend(acks);
 

@@ -29,7 +29,7 @@ use super::rng::Rng;
 use super::world::{self, LOCALES, TEAMS, TOPICS};
 
 /// Events per bulk append (one transaction, one flush).
-pub const CHUNK_EVENTS: usize = 2_000;
+pub const CHUNK_EVENTS: usize = 20_000;
 
 /// An aggregate's state and its stream's version.
 #[derive(Default)]
