@@ -27,14 +27,26 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 SIJIL=$TARGET/release/sijil
 LOAD=$TARGET/release/sijil-load
-export SIJIL_MASTER_KEY=${SIJIL_MASTER_KEY:-$("$SIJIL" master-key | tail -n 1)}
+# One master key per output directory, kept there so a kept store (KEEP=1) can be served again.
+if [ -z "${SIJIL_MASTER_KEY:-}" ]; then
+  [ -s "$OUT/master.key" ] || (umask 077 && "$SIJIL" master-key | tail -n 1 >"$OUT/master.key")
+  SIJIL_MASTER_KEY=$(cat "$OUT/master.key")
+fi
+export SIJIL_MASTER_KEY
 
 rows=()
 for customers in "${SIZES[@]}"; do
   data=$DATA_ROOT/c$customers
-  rm -rf "$data" "$data.master-key"
-  echo "== $customers customers: demo"
-  demo_out=$("$SIJIL" --data "$data" demo --customers "$customers" --seed 7 2>&1 | tee /dev/stderr)
+  if [ -n "${KEEP:-}" ] && [ -s "$data.demo" ]; then
+    echo "== $customers customers: reusing the kept store"
+    demo_out=$(cat "$data.demo")
+  else
+    rm -rf "$data" "$data.master-key"
+    echo "== $customers customers: demo"
+    demo_out=$("$SIJIL" --data "$data" demo --customers "$customers" --seed 7 2>&1)
+    echo "$demo_out"
+    echo "$demo_out" >"$data.demo"
+  fi
   events=$(echo "$demo_out" | sed -n 's/.* \([0-9]*\) events in \([0-9.]*\) s.*/\1/p' | head -n 1)
   demo_secs=$(echo "$demo_out" | sed -n 's/.* [0-9]* events in \([0-9.]*\) s.*/\1/p' | head -n 1)
   workspace=$(echo "$demo_out" | sed -n 's/.*workspace \([0-9a-f-]*\).*/\1/p' | head -n 1)
@@ -48,10 +60,12 @@ for customers in "${SIZES[@]}"; do
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
   url=""
-  for _ in $(seq 1 600); do
+  # serve catches up (up to 10 minutes) before it listens, then /readyz says when it is done
+  for _ in $(seq 1 10800); do
     url=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\)\/graphql.*/\1/p' "$log" | head -n 1)
     [ -n "$url" ] && break
-    sleep 0.5
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
   done
   [ -n "$url" ] || { echo "server did not start; see $log" >&2; exit 1; }
   until curl -sf "$url/readyz" >/dev/null; do sleep 1; done
@@ -69,7 +83,7 @@ for customers in "${SIZES[@]}"; do
   trap - EXIT
   disk=$(du -sk "$data" | cut -f1)
   rows+=("{\"customers\":$customers,\"events\":$events,\"demo_seconds\":$demo_secs,\"catch_up_seconds\":$ready_secs,\"rss_idle_kib\":$rss_idle,\"rss_end_kib\":$rss_end,\"disk_kib\":$disk,\"timeline\":$(cat "$OUT/timeline-c$customers.json"),\"write\":$(cat "$OUT/write-c$customers.json")}")
-  [ -n "${KEEP:-}" ] || rm -rf "$data" "$data.master-key"
+  [ -n "${KEEP:-}" ] || rm -rf "$data" "$data.master-key" "$data.demo"
 done
 
 (IFS=,; echo "[${rows[*]}]") >"$OUT/scale.json"

@@ -154,6 +154,7 @@ fn serve_help_documents_every_setting() {
         "SIJIL_RATE_PER_SECOND",
         "SIJIL_RATE_BURST",
         "SIJIL_SLA_INTERVAL_MS",
+        "SIJIL_CACHE_MB",
         "SIJIL_WORKSPACE",
         "SIJIL_MASTER_KEY_FILE",
         ".master-key",

@@ -116,6 +116,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SIJIL_RATE_BURST", value_name = "N")]
     pub rate_burst: Option<u32>,
 
+    /// sled page cache of the store, in MiB (the main part of the server's memory) [default: 256]
+    #[arg(long, env = "SIJIL_CACHE_MB", value_name = "MIB")]
+    pub cache_mb: Option<u64>,
+
     /// How often the SLA checker looks for breaches, in milliseconds [default: 1000]
     #[arg(long, env = "SIJIL_SLA_INTERVAL_MS", value_name = "MS")]
     pub sla_interval_ms: Option<u64>,

@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub max_subscriptions_per_connection: Option<usize>,
     pub max_subscriptions_per_token: Option<usize>,
     pub sla_interval_ms: Option<u64>,
+    pub cache_mb: Option<u64>,
     pub workspace: Option<uuid::Uuid>,
     pub master_key_file: Option<PathBuf>,
 }
@@ -62,6 +63,8 @@ pub struct ServeConfig {
     pub gateway: GatewayConfig,
     pub sla_interval: Duration,
     pub workspace: Option<uuid::Uuid>,
+    /// sled page cache of the store, in bytes.
+    pub cache_bytes: u64,
 }
 
 /// The file's settings, or none when no file was named.
@@ -143,5 +146,44 @@ pub fn serve(args: &ServeArgs, file: &FileConfig) -> ServeConfig {
                 .unwrap_or(1000),
         ),
         workspace: args.workspace.or(file.workspace),
+        cache_bytes: args
+            .cache_mb
+            .or(file.cache_mb)
+            .unwrap_or(DEFAULT_CACHE_MB)
+            .max(1)
+            .saturating_mul(1024 * 1024),
+    }
+}
+
+/// The sled page cache `serve` gives the store unless told otherwise, in MiB.
+pub const DEFAULT_CACHE_MB: u64 = 256;
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Command;
+
+    fn serve_args(argv: &[&str]) -> ServeArgs {
+        match Cli::try_parse_from(argv).expect("parse").command {
+            Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn given_cache_settings_when_resolved_then_the_flag_beats_the_file_beats_the_default() {
+        let file: FileConfig = toml::from_str("cache_mb = 64").expect("toml");
+        let flag = serve_args(&["sijil", "serve", "--cache-mb", "32"]);
+        assert_eq!(serve(&flag, &file).cache_bytes, 32 << 20);
+        let none = serve_args(&["sijil", "serve"]);
+        if std::env::var_os("SIJIL_CACHE_MB").is_none() {
+            assert_eq!(serve(&none, &file).cache_bytes, 64 << 20);
+            assert_eq!(
+                serve(&none, &FileConfig::default()).cache_bytes,
+                DEFAULT_CACHE_MB << 20
+            );
+        }
     }
 }

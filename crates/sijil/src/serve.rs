@@ -41,7 +41,7 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs `sijil serve`.
 pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
-    let store = store_dir::open(&common.data, Mode::Create)?;
+    let store = store_dir::open_with_cache(&common.data, Mode::Create, Some(config.cache_bytes))?;
     let vault = crate::keys::unlock(&common.data, &store, common.master_key_file.as_ref())?;
     let mut workspace = config.workspace;
     if config.demo {

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use sijil_store::{Store, StoreError};
+use sijil_store::{Store, StoreConfig, StoreError};
 
 /// Whether the directory must already hold a store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +24,11 @@ pub enum Mode {
 
 /// Opens the store in `dir`.
 pub fn open(dir: &Path, mode: Mode) -> Result<Store> {
+    open_with_cache(dir, mode, None)
+}
+
+/// [`open`] with a sled page cache of `cache_bytes` (the store's default when `None`).
+pub fn open_with_cache(dir: &Path, mode: Mode, cache_bytes: Option<u64>) -> Result<Store> {
     let shown = dir.display();
     match std::fs::metadata(dir) {
         Ok(meta) if !meta.is_dir() => {
@@ -51,7 +56,11 @@ pub fn open(dir: &Path, mode: Mode) -> Result<Store> {
             return Err(e).with_context(|| format!("cannot access the data directory {shown}"))
         }
     }
-    let store = Store::open(dir).map_err(|e| explain(dir, e))?;
+    let mut config = StoreConfig::new(dir);
+    if let Some(bytes) = cache_bytes {
+        config = config.with_cache_capacity_bytes(bytes);
+    }
+    let store = Store::open_with(config).map_err(|e| explain(dir, e))?;
     let marked = read_mark(dir)?;
     let head = store.head_position();
     if head < marked {

@@ -33,7 +33,7 @@ fn history() -> Result<Vec<World>, Box<dyn std::error::Error>> {
         let mut w = World::new(300 + n);
         let agent = w.register_agent("Agent")?;
         let mut customers = Vec::new();
-        for i in 0..25u64 {
+        for i in 0..40u64 {
             let kind = KINDS[(i % 4) as usize];
             let c = w.register(
                 &format!("عميل {i} Customer{i}"),

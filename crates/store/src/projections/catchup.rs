@@ -8,7 +8,10 @@
 //! consumes cost a type comparison, and nothing is allocated per event until a projection
 //! wants it. Several projections ([`Lane`]s) can share one scan ([`apply_chunk_shared`]):
 //! each event is read and decoded once and handed to every lane past whose checkpoint it
-//! lies; every lane still commits its own tree with its own checkpoint.
+//! lies; every lane still commits its own tree with its own checkpoint. A chunk of at least
+//! `PARALLEL_MIN_EVENTS` events for several lanes is decoded once into owned events and the
+//! lanes apply them on one thread each (a rebuild or catch-up of all projections uses both
+//! cores); smaller chunks are applied inline.
 
 use sijil_domain::{DomainEvent, Timestamp, WorkspaceId};
 
@@ -189,14 +192,99 @@ fn scan(
     let room = usize::try_from(upto - from + 1).unwrap_or(usize::MAX);
     let limit = limit.max(1).min(room);
     let mut last = None;
+    if lanes.len() < 2 || limit < PARALLEL_MIN_EVENTS {
+        visit_log(store.trees(), from, upto, limit, |raw| {
+            last = Some(raw.position);
+            if lanes.iter().any(|l| l.wants(raw.position, raw.event_type)) {
+                dispatch(store, lanes, &raw);
+            }
+            Ok::<(), ProjectionError>(())
+        })?;
+        return Ok(last);
+    }
+    // A big chunk for several lanes: decode each wanted event once, then let every lane
+    // apply its share on its own thread (each writes only its own overlay).
+    let mut events = Vec::new();
     visit_log(store.trees(), from, upto, limit, |raw| {
         last = Some(raw.position);
         if lanes.iter().any(|l| l.wants(raw.position, raw.event_type)) {
-            dispatch(store, lanes, &raw);
+            events.push(Decoded::of(store, &raw));
         }
         Ok::<(), ProjectionError>(())
     })?;
+    let events = &events;
+    std::thread::scope(|scope| {
+        for lane in lanes.iter_mut() {
+            scope.spawn(move || {
+                for event in events {
+                    if !lane.wants(event.position, &event.event_type) {
+                        continue;
+                    }
+                    let applied = match &event.decoded {
+                        Ok((workspace_id, decoded)) => lane.projection.apply(
+                            &mut lane.overlay,
+                            &event.meta(*workspace_id),
+                            decoded,
+                        ),
+                        Err(error) => Err(error.clone()),
+                    };
+                    if let Err(error) = applied {
+                        lane.failure = Some((event.position, error));
+                    }
+                }
+            });
+        }
+    });
     Ok(last)
+}
+
+/// Chunks at least this big are applied by all lanes in parallel (smaller ones, such as
+/// live appends, are not worth the threads).
+const PARALLEL_MIN_EVENTS: usize = 256;
+
+/// One event of a chunk, decoded once for every lane (owned, so lanes on other threads can
+/// read it after the log visit).
+struct Decoded {
+    position: u64,
+    event_type: String,
+    occurred_at: i64,
+    recorded_at: i64,
+    actor: String,
+    on_behalf_of: Option<String>,
+    stream_id: String,
+    stream_version: u64,
+    decoded: Result<(WorkspaceId, DomainEvent), ProjectionError>,
+}
+
+impl Decoded {
+    fn of(store: &Store, raw: &RawEvent<'_>) -> Decoded {
+        let decoded = meta(raw).and_then(|meta| Ok((meta.workspace_id, decode(store, raw)?)));
+        Decoded {
+            position: raw.position,
+            event_type: raw.event_type.to_owned(),
+            occurred_at: raw.occurred_at,
+            recorded_at: raw.recorded_at,
+            actor: raw.actor.to_owned(),
+            on_behalf_of: raw.on_behalf_of.map(str::to_owned),
+            stream_id: raw.stream_id.to_owned(),
+            stream_version: raw.version,
+            decoded,
+        }
+    }
+
+    /// The envelope facts, with the workspace id decoding found.
+    fn meta(&self, workspace_id: WorkspaceId) -> EventMeta<'_> {
+        EventMeta {
+            position: self.position,
+            workspace_id,
+            occurred_at: Timestamp(self.occurred_at),
+            recorded_at: Timestamp(self.recorded_at),
+            actor: &self.actor,
+            on_behalf_of: self.on_behalf_of.as_deref(),
+            stream_id: &self.stream_id,
+            stream_version: self.stream_version,
+        }
+    }
 }
 
 /// Decodes `raw` once and applies it to every lane that wants it, recording failures.
