@@ -10,7 +10,9 @@ use crate::canonical::compute_hash;
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
-use crate::layout::{decode_u64, position_key, stream_key, Head, META_LAST_POSITION};
+use crate::layout::{
+    decode_last_position, decode_u64, position_key, stream_key, Head, META_LAST_POSITION,
+};
 use crate::trees::Trees;
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -98,12 +100,8 @@ impl Tx<'_> {
     /// The log's last position as `meta` records it, checked against the
     /// log: the next position must be free.
     fn last_position(&self) -> TxResult<u64> {
-        let last_position = match self.meta.get(META_LAST_POSITION)? {
-            Some(bytes) => decode_u64(&bytes).ok_or_else(|| {
-                abort(StoreError::corrupt(0, "meta last_position is not 8 bytes"))
-            })?,
-            None => 0,
-        };
+        let last_position =
+            decode_last_position(self.meta.get(META_LAST_POSITION)?.as_deref()).map_err(abort)?;
         let next = last_position + 1;
         if self.log.get(position_key(next))?.is_some() {
             return Err(abort(StoreError::corrupt(

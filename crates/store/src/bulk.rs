@@ -34,7 +34,8 @@ use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
 use crate::layout::{
-    decode_u64, position_key, stream_key, Head, META_BULK_FROM, META_LAST_POSITION,
+    decode_last_position, decode_u64, position_key, stream_key, Head, META_BULK_FROM,
+    META_LAST_POSITION,
 };
 use crate::store::Store;
 use crate::validate;
@@ -85,11 +86,7 @@ pub(crate) fn finish_tx<T>(
 
 /// The log's last position as `meta` records it, inside a transaction.
 pub(crate) fn tx_last_position(meta: &TransactionalTree) -> TxResult<u64> {
-    match meta.get(META_LAST_POSITION)? {
-        Some(bytes) => decode_u64(&bytes)
-            .ok_or_else(|| abort(StoreError::corrupt(0, "meta last_position is not 8 bytes"))),
-        None => Ok(0),
-    }
+    decode_last_position(meta.get(META_LAST_POSITION)?.as_deref()).map_err(abort)
 }
 
 /// A stream's head inside a transaction, `None` if the stream has no events.
@@ -102,14 +99,10 @@ pub(crate) fn tx_head(heads: &TransactionalTree, stream: &str) -> TxResult<Optio
 
 /// The log's last position as `meta` records it (0 for an empty store).
 fn plain_last_position(meta: &sled::Tree) -> Result<u64, StoreError> {
-    match meta
+    let value = meta
         .get(META_LAST_POSITION)
-        .map_err(|e| StoreError::sled("read meta", e))?
-    {
-        Some(bytes) => decode_u64(&bytes)
-            .ok_or_else(|| StoreError::corrupt(0, "meta last_position is not 8 bytes")),
-        None => Ok(0),
-    }
+        .map_err(|e| StoreError::sled("read meta", e))?;
+    decode_last_position(value.as_deref())
 }
 
 /// A stream's head, `None` if the stream has no events.

@@ -47,6 +47,15 @@ pub fn position_key(position: u64) -> [u8; 8] {
     position.to_be_bytes()
 }
 
+/// The log's last position from `meta`'s stored value (0 when absent).
+pub fn decode_last_position(value: Option<&[u8]>) -> Result<u64, StoreError> {
+    match value {
+        Some(bytes) => decode_u64(bytes)
+            .ok_or_else(|| StoreError::corrupt(0, "meta last_position is not 8 bytes")),
+        None => Ok(0),
+    }
+}
+
 /// Decodes a big-endian u64 (a `log` key or a position value).
 pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes)

@@ -71,6 +71,22 @@ impl<'t> Lane<'t> {
             && position > self.checkpoint
             && self.projection.event_types().contains(&event_type)
     }
+
+    /// Applies one event it wants (or records that it could not be decoded), remembering the
+    /// first failure: the lane takes no further events of this scan after it.
+    fn take(
+        &mut self,
+        position: u64,
+        event: Result<(&EventMeta<'_>, &DomainEvent), &ProjectionError>,
+    ) {
+        let applied = match event {
+            Ok((meta, event)) => self.projection.apply(&mut self.overlay, meta, event),
+            Err(error) => Err(error.clone()),
+        };
+        if let Err(error) = applied {
+            self.failure = Some((position, error));
+        }
+    }
 }
 
 /// Applies the events after `tree`'s checkpoint: at most `limit` of them, none past `upto`.
@@ -220,16 +236,12 @@ fn scan(
                     if !lane.wants(event.position, &event.event_type) {
                         continue;
                     }
-                    let applied = match &event.decoded {
-                        Ok((workspace_id, decoded)) => lane.projection.apply(
-                            &mut lane.overlay,
-                            &event.meta(*workspace_id),
-                            decoded,
-                        ),
-                        Err(error) => Err(error.clone()),
-                    };
-                    if let Err(error) = applied {
-                        lane.failure = Some((event.position, error));
+                    match &event.decoded {
+                        Ok((workspace_id, decoded)) => {
+                            let meta = event.meta(*workspace_id);
+                            lane.take(event.position, Ok((&meta, decoded)));
+                        }
+                        Err(error) => lane.take(event.position, Err(error)),
                     }
                 }
             });
@@ -294,13 +306,10 @@ fn dispatch(store: &Store, lanes: &mut [Lane<'_>], raw: &RawEvent<'_>) {
         if !lane.wants(raw.position, raw.event_type) {
             continue;
         }
-        let applied = match &decoded {
-            Ok((event, meta)) => lane.projection.apply(&mut lane.overlay, meta, event),
-            Err(error) => Err(error.clone()),
-        };
-        if let Err(error) = applied {
-            lane.failure = Some((raw.position, error));
-        }
+        lane.take(
+            raw.position,
+            decoded.as_ref().map(|(event, meta)| (meta, event)),
+        );
     }
 }
 
