@@ -213,6 +213,9 @@ pub struct TokenStore {
     tree: sled::Tree,
 }
 
+/// One stored row of the token tree: key and value.
+pub type TokenRow = (Vec<u8>, Vec<u8>);
+
 const BY_HASH: u8 = b'h';
 const BY_ID: u8 = b'i';
 
@@ -235,15 +238,15 @@ impl TokenStore {
         })
     }
 
-    /// Creates a token and returns its record and the secret, which is never stored.
-    pub fn create(
-        &self,
+    /// A new token's record, its secret (never stored) and the rows that store it, without
+    /// writing them (for [`create`](Self::create), or a shared table on PostgreSQL).
+    pub fn mint(
         workspace_id: Uuid,
         role: Role,
         name: &str,
         scopes: Vec<Permission>,
         now_ms: i64,
-    ) -> Result<(TokenRecord, String), AuthError> {
+    ) -> Result<(TokenRecord, String, Vec<TokenRow>), AuthError> {
         let mut secret_bytes = [0u8; 32];
         getrandom::fill(&mut secret_bytes).map_err(|e| AuthError::Random(e.to_string()))?;
         let secret = format!("sjl_{}", hex::encode(secret_bytes));
@@ -259,12 +262,60 @@ impl TokenStore {
         let hash = hash_secret(&secret);
         let bytes =
             rmp_serde::to_vec_named(&record).map_err(|e| AuthError::Corrupt(e.to_string()))?;
+        let rows = vec![
+            (key(BY_HASH, &hash), bytes),
+            (key(BY_ID, record.id.as_bytes()), hash.to_vec()),
+        ];
+        Ok((record, secret, rows))
+    }
+
+    /// Creates a token and returns its record and the secret, which is never stored.
+    pub fn create(
+        &self,
+        workspace_id: Uuid,
+        role: Role,
+        name: &str,
+        scopes: Vec<Permission>,
+        now_ms: i64,
+    ) -> Result<(TokenRecord, String), AuthError> {
+        let (record, secret, rows) = Self::mint(workspace_id, role, name, scopes, now_ms)?;
         let mut batch = sled::Batch::default();
-        batch.insert(key(BY_HASH, &hash), bytes);
-        batch.insert(key(BY_ID, record.id.as_bytes()), hash.to_vec());
+        for (k, v) in rows {
+            batch.insert(k, v);
+        }
         self.tree.apply_batch(batch)?;
         self.tree.flush()?;
         Ok((record, secret))
+    }
+
+    /// Makes the token tree hold exactly `rows` (a copy of tokens kept elsewhere, as
+    /// [`mint`](Self::mint) and [`revocation`](Self::revocation) make them). Returns whether
+    /// anything changed.
+    pub fn mirror(&self, rows: &[TokenRow]) -> Result<bool, AuthError> {
+        let wanted: std::collections::HashMap<&[u8], &[u8]> = rows
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        let mut batch = sled::Batch::default();
+        let mut changed = false;
+        for item in self.tree.iter() {
+            let (k, _) = item?;
+            if !wanted.contains_key(k.as_ref()) {
+                batch.remove(k);
+                changed = true;
+            }
+        }
+        for (k, v) in rows {
+            if self.tree.get(k)?.as_deref() != Some(v.as_slice()) {
+                batch.insert(k.as_slice(), v.as_slice());
+                changed = true;
+            }
+        }
+        if changed {
+            self.tree.apply_batch(batch)?;
+            self.tree.flush()?;
+        }
+        Ok(changed)
     }
 
     /// The caller behind a secret, if it is a live token.
@@ -294,8 +345,13 @@ impl TokenStore {
         Ok(out)
     }
 
-    /// Revokes a token; revoking twice is harmless.
-    pub fn revoke(&self, id: Uuid, now_ms: i64) -> Result<TokenRecord, AuthError> {
+    /// The token `id` as revoked at `now_ms`, and the row to write for it (`None` when it
+    /// was already revoked), without writing it.
+    pub fn revocation(
+        &self,
+        id: Uuid,
+        now_ms: i64,
+    ) -> Result<(TokenRecord, Option<TokenRow>), AuthError> {
         let Some(hash) = self.tree.get(key(BY_ID, id.as_bytes()))? else {
             return Err(AuthError::NotFound(id));
         };
@@ -304,11 +360,20 @@ impl TokenStore {
             return Err(AuthError::NotFound(id));
         };
         let mut record = decode(&bytes)?;
-        if record.revoked_at.is_none() {
-            record.revoked_at = Some(now_ms);
-            let bytes =
-                rmp_serde::to_vec_named(&record).map_err(|e| AuthError::Corrupt(e.to_string()))?;
-            self.tree.insert(hash_key, bytes)?;
+        if record.revoked_at.is_some() {
+            return Ok((record, None));
+        }
+        record.revoked_at = Some(now_ms);
+        let bytes =
+            rmp_serde::to_vec_named(&record).map_err(|e| AuthError::Corrupt(e.to_string()))?;
+        Ok((record, Some((hash_key, bytes))))
+    }
+
+    /// Revokes a token; revoking twice is harmless.
+    pub fn revoke(&self, id: Uuid, now_ms: i64) -> Result<TokenRecord, AuthError> {
+        let (record, row) = self.revocation(id, now_ms)?;
+        if let Some((k, v)) = row {
+            self.tree.insert(k, v)?;
             self.tree.flush()?;
         }
         Ok(record)

@@ -10,6 +10,7 @@
 //! `[erased]` once the customer is forgotten). Personal data cannot be written for a
 //! forgotten customer (`CUSTOMER_FORGOTTEN`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -18,11 +19,14 @@ use sijil_domain::aggregates::customer::CustomerAggregate;
 use sijil_domain::commands::{Aggregate, CustomerStatus};
 use sijil_domain::personal;
 use sijil_domain::{CustomerId, DomainError, DomainEvent, StreamRef, WorkspaceId};
+use sijil_store::pg::shared::Space;
+use sijil_store::pg::PgLog;
 use sijil_store::projections::codec::{decode_event, encode_event};
 use sijil_store::vault::{Vault, VaultError};
 use sijil_store::{Direction, ExpectedVersion, NewEvent, Store, StoreError};
 use uuid::Uuid;
 
+use crate::cluster::KeyShare;
 use crate::error::ApiError;
 
 /// Who is acting, for whom, in which workspace.
@@ -117,6 +121,9 @@ impl From<BusError> for ApiError {
             },
             BusError::NotFound(what) => ApiError::NotFound(what),
             BusError::Store(StoreError::Invalid(msg)) => ApiError::validation(msg, "INVALID_INPUT"),
+            BusError::Store(e @ (StoreError::Io { .. } | StoreError::Closed)) => {
+                ApiError::unavailable(e)
+            }
             BusError::Vault(e @ VaultError::Forgotten(_)) => ApiError::Validation {
                 message: e.to_string(),
                 reason: e.code(),
@@ -128,7 +135,18 @@ impl From<BusError> for ApiError {
 }
 
 /// How often a command is retried on a concurrent write when no version was pinned.
-const MAX_ATTEMPTS: usize = 8;
+const MAX_ATTEMPTS: usize = 12;
+
+/// The pause before retry `attempt` (0-based): up to 200 µs doubled per attempt, capped at
+/// 50 ms, at a random point of its upper half.
+fn backoff(attempt: usize) -> Duration {
+    let ceiling = (200u64 << attempt.min(16)).min(50_000);
+    let mut noise = [0u8; 8];
+    // Without randomness the pause is still bounded, just not spread.
+    let _ = getrandom::fill(&mut noise);
+    let spread = u64::from_le_bytes(noise) % (ceiling / 2 + 1);
+    Duration::from_micros(ceiling / 2 + spread)
+}
 
 /// A record of a mutation with a client-chosen id, written just before its append.
 #[derive(Serialize, Deserialize)]
@@ -162,6 +180,9 @@ pub struct Recalled {
     pub base_event_id: Uuid,
 }
 
+/// The workspace and customer whose key sealed some of a command's events.
+type SealedFor = (WorkspaceId, CustomerId);
+
 /// An aggregate's state, its stream version, and the customer the stream's first event names.
 type Loaded<A> = (<A as Aggregate>::State, Option<u64>, Option<CustomerId>);
 
@@ -171,6 +192,10 @@ pub struct CommandBus {
     store: Store,
     mutations: sled::Tree,
     vault: Option<Vault>,
+    /// When the store follows a PostgreSQL log: the log, where mutation records live, and
+    /// the key sharing of the vault (see [`crate::cluster`]).
+    shared: Option<PgLog>,
+    keys: Option<Arc<KeyShare>>,
 }
 
 impl CommandBus {
@@ -189,10 +214,17 @@ impl CommandBus {
                 operation: "open mutations tree",
                 detail: e.to_string(),
             })?;
+        let shared = store.upstream().cloned();
+        let keys = match (&shared, &vault) {
+            (Some(log), Some(vault)) => Some(Arc::new(KeyShare::new(log.clone(), vault.clone()))),
+            _ => None,
+        };
         Ok(CommandBus {
             store,
             mutations,
             vault,
+            shared,
+            keys,
         })
     }
 
@@ -204,6 +236,11 @@ impl CommandBus {
     /// The vault sealing personal data, if any.
     pub fn vault(&self) -> Option<&Vault> {
         self.vault.as_ref()
+    }
+
+    /// The sharing of data keys with other nodes, when the store follows a PostgreSQL log.
+    pub fn key_share(&self) -> Option<&KeyShare> {
+        self.keys.as_deref()
     }
 
     /// Loads an aggregate's state and version from its stream. A stream that belongs to another
@@ -226,42 +263,76 @@ impl CommandBus {
         stream: &StreamRef,
     ) -> Result<Loaded<A>, BusError> {
         let id = stream.stream_id();
-        let mut state = A::State::default();
-        let mut version = None;
-        let mut subject = None;
-        let mut from = 1;
+        let mut loaded: Loaded<A> = (A::State::default(), None, None);
         loop {
+            let from = loaded.1.map_or(1, |v| v + 1);
             let batch = self
                 .store
                 .read_stream(&id, from, Direction::Forward, 1000)?;
-            let Some(last) = batch.last() else { break };
-            from = last.version + 1;
-            for recorded in &batch {
-                if recorded.workspace_id != workspace {
-                    return Ok((A::State::default(), None, None));
-                }
-                let mut event =
-                    decode_event(recorded).map_err(|e| BusError::Decode(e.to_string()))?;
-                if version.is_none() {
-                    subject = personal::data_subject(&event).customer();
-                }
-                if let Some(vault) = &self.vault {
-                    crate::shredding::open_in_place(
-                        vault,
-                        &self.store,
-                        recorded,
-                        &mut event,
-                        subject,
-                    )?;
-                }
-                state = A::evolve(state, &event);
-                version = Some(recorded.version);
+            if !self.fold::<A>(workspace, &mut loaded, &batch)? {
+                return Ok((A::State::default(), None, None));
             }
             if batch.len() < 1000 {
-                break;
+                return Ok(loaded);
             }
         }
-        Ok((state, version, subject))
+    }
+
+    /// [`load_opened`](Self::load_opened), then, when the store follows a PostgreSQL log,
+    /// the stream's newer events straight from PostgreSQL: after a lost race on another
+    /// node, the retry decides on the winner's write without waiting for the local copy.
+    async fn load_latest<A: Aggregate>(
+        &self,
+        workspace: Uuid,
+        stream: &StreamRef,
+    ) -> Result<Loaded<A>, BusError> {
+        let mut loaded = self.load_opened::<A>(workspace, stream)?;
+        let Some(log) = &self.shared else {
+            return Ok(loaded);
+        };
+        let id = stream.stream_id();
+        loop {
+            let from = loaded.1.map_or(1, |v| v + 1);
+            let batch = log.read_stream(&id, from, Direction::Forward, 1000).await?;
+            if !self.fold::<A>(workspace, &mut loaded, &batch)? {
+                return Ok((A::State::default(), None, None));
+            }
+            if batch.len() < 1000 {
+                return Ok(loaded);
+            }
+        }
+    }
+
+    /// Applies the stored events `batch` (the stream's next ones) to `loaded`. `false` when
+    /// an event belongs to another workspace (the stream then reads as absent).
+    fn fold<A: Aggregate>(
+        &self,
+        workspace: Uuid,
+        loaded: &mut Loaded<A>,
+        batch: &[sijil_store::RecordedEvent],
+    ) -> Result<bool, BusError> {
+        for recorded in batch {
+            if recorded.workspace_id != workspace {
+                return Ok(false);
+            }
+            let mut event = decode_event(recorded).map_err(|e| BusError::Decode(e.to_string()))?;
+            if loaded.1.is_none() {
+                loaded.2 = personal::data_subject(&event).customer();
+            }
+            if let Some(vault) = &self.vault {
+                crate::shredding::open_in_place(
+                    vault,
+                    &self.store,
+                    recorded,
+                    &mut event,
+                    loaded.2,
+                )?;
+            }
+            let state = std::mem::take(&mut loaded.0);
+            loaded.0 = A::evolve(state, &event);
+            loaded.1 = Some(recorded.version);
+        }
+        Ok(true)
     }
 
     /// A customer's status as other aggregates' commands need it.
@@ -278,13 +349,21 @@ impl CommandBus {
     /// What an earlier call with the same `clientMutationId` recorded, if any: the object id
     /// it minted and its event ids. The same id with a different request is refused
     /// (`MutationIdReused`), so a client cannot mistake one mutation's result for another's.
-    pub fn recall(&self, actor: &Actor, retry: &Retry<'_>) -> Result<Option<Recalled>, BusError> {
+    pub async fn recall(
+        &self,
+        actor: &Actor,
+        retry: &Retry<'_>,
+    ) -> Result<Option<Recalled>, BusError> {
         let key = mutation_key(actor, retry.client_mutation_id);
-        let Some(bytes) = self
-            .mutations
-            .get(&key)
-            .map_err(io("read mutation record"))?
-        else {
+        let bytes = match &self.shared {
+            Some(log) => log.shared_get(Space::Mutations, &key).await?,
+            None => self
+                .mutations
+                .get(&key)
+                .map_err(io("read mutation record"))?
+                .map(|v| v.to_vec()),
+        };
+        let Some(bytes) = bytes else {
             return Ok(None);
         };
         let record: MutationRecord =
@@ -323,7 +402,7 @@ impl CommandBus {
         let mut base_id = Uuid::now_v7();
         let mut recorded = false;
         if let Some(retry) = &retry {
-            if let Some(earlier) = self.recall(actor, retry)? {
+            if let Some(earlier) = self.recall(actor, retry).await? {
                 if earlier.stream_id != stream_id {
                     return Err(BusError::MutationIdReused(
                         retry.client_mutation_id.chars().take(100).collect(),
@@ -339,7 +418,11 @@ impl CommandBus {
 
         let mut last_conflict = None;
         for attempt in 0..MAX_ATTEMPTS {
-            let (state, version, subject) = self.load_opened::<A>(actor.workspace_id, &stream)?;
+            let (state, version, subject) = if attempt == 0 {
+                self.load_opened::<A>(actor.workspace_id, &stream)?
+            } else {
+                self.load_latest::<A>(actor.workspace_id, &stream).await?
+            };
             if let Some(pinned) = expected {
                 if version.unwrap_or(0) != pinned {
                     return Err(BusError::Conflict {
@@ -372,14 +455,43 @@ impl CommandBus {
                 };
                 let bytes = rmp_serde::to_vec_named(&record)
                     .map_err(|e| BusError::Decode(e.to_string()))?;
-                // Not flushed here: the append's own flush makes the whole database durable,
-                // this record included, before anything is acknowledged.
-                self.mutations
-                    .insert(mutation_key(actor, retry.client_mutation_id), bytes)
-                    .map_err(io("write mutation record"))?;
+                let key = mutation_key(actor, retry.client_mutation_id);
+                match &self.shared {
+                    Some(log) => {
+                        if let Some(theirs) = log
+                            .shared_insert_new(Space::Mutations, &key, &bytes)
+                            .await?
+                        {
+                            // The same retry key is being served on another node right now.
+                            let theirs: MutationRecord = rmp_serde::from_slice(&theirs)
+                                .map_err(|e| BusError::Decode(e.to_string()))?;
+                            if theirs.request_hash != record.request_hash
+                                || theirs.stream_id != record.stream_id
+                            {
+                                return Err(BusError::MutationIdReused(
+                                    retry.client_mutation_id.chars().take(100).collect(),
+                                ));
+                            }
+                            // Same request: mint the same event ids, so only one lands.
+                            base_id = theirs.base_event_id;
+                        }
+                    }
+                    // Not flushed here: the append's own flush makes the whole database
+                    // durable, this record included, before anything is acknowledged.
+                    None => {
+                        self.mutations
+                            .insert(key, bytes)
+                            .map_err(io("write mutation record"))?;
+                    }
+                }
                 recorded = true;
             }
-            let new_events = self.to_new_events(actor, &stream_id, subject, &events, base_id)?;
+            let (new_events, sealed_for) =
+                self.to_new_events(actor, &stream_id, subject, &events, base_id)?;
+            if let (Some(keys), Some(ws)) = (&self.keys, sealed_for.first().map(|(ws, _)| *ws)) {
+                let customers: Vec<CustomerId> = sealed_for.iter().map(|(_, c)| *c).collect();
+                keys.publish(ws, &customers).await?;
+            }
             let expectation = match version {
                 Some(v) => ExpectedVersion::Exact(v),
                 None => ExpectedVersion::NoStream,
@@ -408,10 +520,10 @@ impl CommandBus {
                         return Err(conflict);
                     }
                     // Someone wrote between our read and our append: decide again on the
-                    // newer state, after a short, growing pause.
+                    // newer state, after a short pause that grows and is jittered, so
+                    // writers racing on one stream (on one node or several) spread out.
                     last_conflict = Some(conflict);
-                    let pause = 200 * (u64::try_from(attempt).unwrap_or(0) + 1);
-                    tokio::time::sleep(Duration::from_micros(pause)).await;
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -453,9 +565,9 @@ impl CommandBus {
         stream_id: &str,
         subject: &mut Option<CustomerId>,
         event: &mut DomainEvent,
-    ) -> Result<(), BusError> {
+    ) -> Result<Option<(WorkspaceId, CustomerId)>, BusError> {
         let Some(vault) = &self.vault else {
-            return Ok(());
+            return Ok(None);
         };
         let ws = WorkspaceId::new(actor.workspace_id)
             .map_err(|_| BusError::Decode("the actor's workspace is not a UUID v7".to_owned()))?;
@@ -466,12 +578,15 @@ impl CommandBus {
         let customer =
             crate::shredding::subject_of(vault, &self.store, ws, event, stream_id, *subject)?;
         match customer {
-            Some(customer) => Ok(vault.seal(event, ws, customer)?),
+            Some(customer) => {
+                vault.seal(event, ws, customer)?;
+                Ok(personal::has_personal(event).then_some((ws, customer)))
+            }
             None if personal::has_personal(event) => Err(BusError::Decode(format!(
                 "a {} event holds personal data but names no customer",
                 event.event_type()
             ))),
-            None => Ok(()),
+            None => Ok(None),
         }
     }
 
@@ -482,14 +597,19 @@ impl CommandBus {
         mut subject: Option<CustomerId>,
         events: &[DomainEvent],
         base_id: Uuid,
-    ) -> Result<Vec<NewEvent>, BusError> {
+    ) -> Result<(Vec<NewEvent>, Vec<SealedFor>), BusError> {
         let mut out = Vec::with_capacity(events.len());
+        let mut sealed_for = Vec::new();
         let mut previous = None;
         for (i, event) in events.iter().enumerate() {
             let mut sealed;
             let event = if self.vault.is_some() {
                 sealed = event.clone();
-                self.seal(actor, stream_id, &mut subject, &mut sealed)?;
+                if let Some(whom) = self.seal(actor, stream_id, &mut subject, &mut sealed)? {
+                    if !sealed_for.contains(&whom) {
+                        sealed_for.push(whom);
+                    }
+                }
                 &sealed
             } else {
                 event
@@ -512,7 +632,7 @@ impl CommandBus {
             });
             previous = Some(event_id);
         }
-        Ok(out)
+        Ok((out, sealed_for))
     }
 }
 
@@ -582,6 +702,24 @@ mod tests {
             mutation_key(&actor(a, "token:1"), "0m"),
             mutation_key(&actor(a, "token:10"), "m")
         );
+    }
+
+    #[test]
+    fn retry_pauses_grow_stay_bounded_and_spread() {
+        for attempt in 0..MAX_ATTEMPTS {
+            let ceiling = Duration::from_micros((200u64 << attempt).min(50_000));
+            for _ in 0..20 {
+                let pause = backoff(attempt);
+                assert!(
+                    pause <= ceiling && pause >= ceiling / 2,
+                    "{attempt}: {pause:?}"
+                );
+            }
+        }
+        let total: Duration = (0..MAX_ATTEMPTS).map(backoff).sum();
+        assert!(total < Duration::from_millis(400), "{total:?}");
+        let distinct: std::collections::BTreeSet<_> = (0..20).map(|_| backoff(6)).collect();
+        assert!(distinct.len() > 1, "pauses are jittered");
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub enum ErrorCode {
     Validation,
     Conflict,
     RateLimited,
+    /// The log's storage cannot be reached right now (e.g. PostgreSQL failing over): nothing
+    /// was written; retry.
+    Unavailable,
     Internal,
 }
 
@@ -25,6 +28,7 @@ impl ErrorCode {
             ErrorCode::Validation => "VALIDATION",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -58,6 +62,9 @@ pub enum ApiError {
     /// A cap on concurrent subscriptions (per connection or per token) is reached.
     #[error("at most {limit} subscriptions may run at once per {per}; stop one first")]
     TooManySubscriptions { limit: usize, per: &'static str },
+    /// The storage of the log could not be reached; the detail is logged, never sent.
+    #[error("the event store is unavailable right now (request id {request_id}); retry")]
+    Unavailable { request_id: String, detail: String },
     /// The detail is logged, never sent.
     #[error("internal error (request id {request_id})")]
     Internal { request_id: String, detail: String },
@@ -75,6 +82,7 @@ impl ApiError {
             ApiError::RateLimited { .. } | ApiError::TooManySubscriptions { .. } => {
                 ErrorCode::RateLimited
             }
+            ApiError::Unavailable { .. } => ErrorCode::Unavailable,
             ApiError::Internal { .. } => ErrorCode::Internal,
         }
     }
@@ -86,6 +94,15 @@ impl ApiError {
             reason,
             field: None,
         }
+    }
+
+    /// The store could not be reached: logs the detail with a fresh request-scoped id and
+    /// hides it.
+    pub fn unavailable(detail: impl std::fmt::Display) -> ApiError {
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let detail = detail.to_string();
+        tracing::warn!(%request_id, %detail, "the event store is unavailable");
+        ApiError::Unavailable { request_id, detail }
     }
 
     /// An internal failure: logs the detail with a fresh request-scoped id and hides it.
@@ -126,7 +143,8 @@ impl ErrorExtensions for ApiError {
                     ext.set("limit", *limit);
                     ext.set("per", *per);
                 }
-                ApiError::Internal { request_id, .. } => {
+                ApiError::Internal { request_id, .. }
+                | ApiError::Unavailable { request_id, .. } => {
                     ext.set("requestId", request_id.as_str());
                 }
                 _ => {}

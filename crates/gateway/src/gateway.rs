@@ -55,6 +55,16 @@ struct Inner {
     config: GatewayConfig,
     ready: Arc<AtomicBool>,
     shared: Arc<Shared>,
+    /// Mirrors the shared tokens when the store follows a PostgreSQL log.
+    token_sync: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = &self.token_sync {
+            task.abort();
+        }
+    }
 }
 
 impl Gateway {
@@ -114,8 +124,12 @@ impl Gateway {
             "GraphQL subscriptions running now (all connections).",
             move || vec![(String::new(), subscriptions.active() as f64)],
         );
+        let token_sync = store
+            .upstream()
+            .map(|log| crate::cluster::spawn_token_sync(tokens.clone(), log.clone()));
         Ok(Gateway {
             inner: Arc::new(Inner {
+                token_sync,
                 schema,
                 tokens,
                 telemetry,
@@ -163,6 +177,7 @@ impl Gateway {
             telemetry: self.inner.telemetry.clone(),
             limiter: Arc::clone(&self.inner.limiter),
             config: self.inner.config.clone(),
+            shared: Arc::clone(&self.inner.shared),
             ready: Arc::new(move || {
                 flag.load(Ordering::Acquire)
                     && projections

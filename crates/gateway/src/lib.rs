@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod cluster;
 pub mod codes;
 pub mod context;
 pub mod error;

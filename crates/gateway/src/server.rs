@@ -36,6 +36,71 @@ pub struct HttpState {
     pub config: GatewayConfig,
     /// Whether the read models have caught up with the log (for `/readyz`).
     pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// The handles requests run against (for waiting on `x-sijil-min-position`).
+    pub shared: Arc<crate::context::Shared>,
+}
+
+/// Request header: answer only once this node's read models hold the caller's workspace up
+/// to this (workspace-local) position, e.g. the `position` a mutation on another node
+/// returned. Waits at most the read-your-writes timeout, then refuses with `NOT_CAUGHT_UP`
+/// (HTTP 503, safe to retry).
+pub const MIN_POSITION_HEADER: &str = "x-sijil-min-position";
+
+/// The `x-sijil-min-position` of a request: `Ok(None)` when absent.
+fn min_position(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(MIN_POSITION_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::validation(
+                format!("{MIN_POSITION_HEADER} must be a workspace-local position (0 or more)"),
+                "BAD_MIN_POSITION",
+            )
+        })
+}
+
+/// Waits for `x-sijil-min-position`, if sent; the refusal to send otherwise.
+async fn await_min_position(
+    state: &HttpState,
+    headers: &HeaderMap,
+    principal: &Principal,
+    started: Instant,
+) -> Result<(), Response> {
+    let wanted = match min_position(headers) {
+        Ok(None) => return Ok(()),
+        Ok(Some(p)) => p,
+        Err(e) => return Err(refuse(state, started, StatusCode::BAD_REQUEST, e)),
+    };
+    let Ok(ws) = sijil_domain::WorkspaceId::new(principal.workspace_id) else {
+        return Ok(());
+    };
+    let timeout = state.config.read_your_writes_timeout;
+    match crate::schema::positions::caught_up_to(&state.shared, ws, wanted, timeout).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(refuse(
+            state,
+            started,
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::validation(
+                format!(
+                    "this node has not caught up with position {wanted} within {} ms; retry",
+                    timeout.as_millis()
+                ),
+                "NOT_CAUGHT_UP",
+            ),
+        )),
+        Err(e) => Err(refuse(
+            state,
+            started,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::internal(e.message),
+        )),
+    }
 }
 
 /// Builds the router.
@@ -92,6 +157,9 @@ async fn graphql_get(
         Ok(p) => p,
         Err(response) => return response,
     };
+    if let Err(response) = await_min_position(&state, &headers, &principal, started).await {
+        return response;
+    }
     let Some(query) = params.query else {
         return refuse(
             &state,
@@ -133,6 +201,9 @@ async fn graphql_post(
         Ok(p) => p,
         Err(response) => return response,
     };
+    if let Err(response) = await_min_position(&state, &headers, &principal, started).await {
+        return response;
+    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -213,6 +284,7 @@ fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Validation => StatusCode::BAD_REQUEST,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::OK,
     }
 }

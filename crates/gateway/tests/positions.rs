@@ -457,3 +457,56 @@ async fn the_as_of_limit_counts_only_the_callers_workspace() {
     assert_eq!(code(&body), "VALIDATION", "{body}");
     assert_eq!(body["errors"][0]["extensions"]["reason"], "AS_OF_TOO_FAR");
 }
+
+/// POSTs `query` with `x-sijil-min-position: value`.
+async fn post_at(server: &TestServer, token: &str, value: &str, query: &str) -> (u16, Value) {
+    let resp = server
+        .http
+        .post(format!("{}/graphql", server.url))
+        .bearer_auth(token)
+        .header("x-sijil-min-position", value)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_read_can_ask_for_a_position_it_saw_elsewhere() {
+    let server = TestServer::start_with(sijil_gateway::GatewayConfig {
+        read_your_writes_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let ws = workspace();
+    let agent = server.token(ws, Role::Agent);
+    let auditor = server.token(ws, Role::Auditor);
+    register(&server, &agent, "MINPOS-1").await;
+    let count = "{ allEvents(first: 10) { events { position } } }";
+    // Given a position the workspace has reached, the read is answered at once
+    let (status, body) = post_at(&server, &auditor, "1", count).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["allEvents"]["events"][0]["position"], 1);
+    // A position the node has not reached is refused after the bounded wait, retryably
+    let started = std::time::Instant::now();
+    let (status, body) = post_at(&server, &auditor, "999", count).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(code(&body), "VALIDATION");
+    assert_eq!(body["errors"][0]["extensions"]["reason"], "NOT_CAUGHT_UP");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // And a malformed position is a clear client error
+    for bad in ["abc", "-1", "1.5"] {
+        let (status, body) = post_at(&server, &auditor, bad, count).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["reason"],
+            "BAD_MIN_POSITION"
+        );
+    }
+    // Positions are the caller's workspace's own: another workspace's count does not help
+    let other = server.token(workspace(), Role::Auditor);
+    let (status, body) = post_at(&server, &other, "1", count).await;
+    assert_eq!(status, 503, "{body}");
+}

@@ -1,15 +1,19 @@
 //! Owns talking GraphQL over HTTP to the server: one POST per operation with
 //! the bearer token, and the error code of a failed answer.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// A GraphQL-over-HTTP client for one server and token.
+/// A GraphQL-over-HTTP client for one token and one or more servers (nodes sharing a
+/// PostgreSQL log), which it takes turns sending requests to.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    url: String,
+    urls: Arc<[String]>,
+    next: Arc<AtomicUsize>,
     token: String,
 }
 
@@ -19,15 +23,21 @@ pub struct Client {
 pub struct Failure(pub String);
 
 impl Client {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str, token: &str) -> anyhow::Result<Client> {
+    /// A client for `bases` (e.g. `http://127.0.0.1:8080`; several: one request each in
+    /// turn).
+    pub fn new(bases: &[String], token: &str) -> anyhow::Result<Client> {
+        anyhow::ensure!(!bases.is_empty(), "--url needs at least one address");
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(Client {
             http,
-            url: format!("{}/graphql", base.trim_end_matches('/')),
+            urls: bases
+                .iter()
+                .map(|base| format!("{}/graphql", base.trim_end_matches('/')))
+                .collect(),
+            next: Arc::new(AtomicUsize::new(0)),
             token: token.to_string(),
         })
     }
@@ -37,7 +47,7 @@ impl Client {
         let start = Instant::now();
         let sent = self
             .http
-            .post(&self.url)
+            .post(&self.urls[self.next.fetch_add(1, Ordering::Relaxed) % self.urls.len()])
             .bearer_auth(&self.token)
             .json(&json!({ "query": query, "variables": variables }))
             .send()

@@ -39,9 +39,15 @@ enum Scenario {
 #[derive(Parser, Debug)]
 #[command(name = "sijil-load", version)]
 struct Args {
-    /// Base URL of the server.
-    #[arg(long, default_value = "http://127.0.0.1:8080", env = "SIJIL_URL")]
-    url: String,
+    /// Base URL of the server; several, comma-separated, to spread the requests over nodes
+    /// sharing one PostgreSQL log (subscriptions use the first).
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        env = "SIJIL_URL",
+        value_delimiter = ','
+    )]
+    url: Vec<String>,
     /// Bearer token (a supervisor or admin token of the workspace to load).
     #[arg(long, env = "SIJIL_TOKEN")]
     token: String,
@@ -113,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
     if let Scenario::Subscribe = args.scenario {
         for _ in 0..args.subscribers {
             tasks.push(tokio::spawn(scenarios::subscriber(
-                args.url.clone(),
+                args.url[0].clone(),
                 args.token.clone(),
                 start + duration,
             )));

@@ -38,6 +38,13 @@ pub struct Cli {
     )]
     pub master_key_file: Option<PathBuf>,
 
+    /// Where the log lives: `sled` (the embedded store in --data) or a PostgreSQL connection
+    /// string (`postgres://user@host/db` or `host=… dbname=…`). With PostgreSQL, any number of
+    /// `serve` nodes share the log; each keeps a local copy and its read models in its own
+    /// --data directory, and every node needs the same master key [default: sled]
+    #[arg(long, global = true, env = "SIJIL_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -63,6 +63,9 @@ pub fn iso8601(ms: i64) -> String {
 
 /// `sijil export`.
 pub fn export(common: &Common, args: &ExportArgs) -> Result<()> {
+    if let Some(url) = &common.postgres {
+        return crate::cluster::export(url, common, args);
+    }
     let data = common.data.as_path();
     let (from, format, out) = (args.from, args.format, args.out.as_deref());
     let store = store_dir::open(data, Mode::Existing)?;
@@ -89,6 +92,32 @@ pub fn export(common: &Common, args: &ExportArgs) -> Result<()> {
         None => None,
     };
     let head = store.head_position();
+    let written = write_export(format, out, from, head, |next| {
+        store
+            .read_all_raw(next, CHUNK, None)
+            .with_context(|| format!("reading the log at position {next}"))
+    })?;
+    report_export(out, from, written);
+    match bundle {
+        Some((path, bundle, bytes)) => write_bundle(path, &bundle, &bytes)?,
+        None if keys::seals(data, &store) => eprintln!(
+            "note: this log's personal data is sealed; to read it in another store, also \
+             export its keys with --keys FILE and import them with `sijil import --keys FILE`"
+        ),
+        None => {}
+    }
+    Ok(())
+}
+
+/// Writes the events `fetch` gives (a batch from a position on) from `from` to `head` to
+/// `out` (standard output when `None`) in `format`, durably; returns how many.
+pub fn write_export(
+    format: ExportFormat,
+    out: Option<&Path>,
+    from: u64,
+    head: u64,
+    mut fetch: impl FnMut(u64) -> Result<Vec<sijil_store::RecordedEvent>>,
+) -> Result<u64> {
     let mut sink: Box<dyn Write> = match out {
         Some(path) => Box::new(BufWriter::with_capacity(
             1 << 20,
@@ -98,11 +127,8 @@ pub fn export(common: &Common, args: &ExportArgs) -> Result<()> {
     };
     let mut next = from.max(1);
     let mut written = 0u64;
-    let first = next;
     while next <= head {
-        let batch = store
-            .read_all_raw(next, CHUNK, None)
-            .with_context(|| format!("reading the log at position {next}"))?;
+        let batch = fetch(next)?;
         let Some(last) = batch.last() else { break };
         next = last.position + 1;
         for event in batch.iter().filter(|e| e.position <= head) {
@@ -120,6 +146,12 @@ pub fn export(common: &Common, args: &ExportArgs) -> Result<()> {
             .and_then(|f| f.sync_all())
             .with_context(|| format!("syncing {}", path.display()))?;
     }
+    Ok(written)
+}
+
+/// Tells what an export wrote.
+pub fn report_export(out: Option<&Path>, from: u64, written: u64) {
+    let first = from.max(1);
     let range = if written == 0 {
         "nothing to export".to_owned()
     } else {
@@ -127,23 +159,18 @@ pub fn export(common: &Common, args: &ExportArgs) -> Result<()> {
     };
     let target = out.map_or("standard output".to_owned(), |p| p.display().to_string());
     eprintln!("exported {written} events ({range}) to {target}");
-    match bundle {
-        Some((path, bundle, bytes)) => {
-            write_private(path, &bytes)?;
-            eprintln!(
-                "exported {} customer keys to {}, sealed under the master key ({} forgotten \
-                 customers are named without a key); import them with `sijil import --keys`",
-                bundle.live_keys(),
-                path.display(),
-                bundle.forgotten_customers()
-            );
-        }
-        None if keys::seals(data, &store) => eprintln!(
-            "note: this log's personal data is sealed; to read it in another store, also \
-             export its keys with --keys FILE and import them with `sijil import --keys FILE`"
-        ),
-        None => {}
-    }
+}
+
+/// Writes a sealed key bundle next to an export and says so.
+pub fn write_bundle(path: &Path, bundle: &KeyBundle, bytes: &[u8]) -> Result<()> {
+    write_private(path, bytes)?;
+    eprintln!(
+        "exported {} customer keys to {}, sealed under the master key ({} forgotten \
+         customers are named without a key); import them with `sijil import --keys`",
+        bundle.live_keys(),
+        path.display(),
+        bundle.forgotten_customers()
+    );
     Ok(())
 }
 
@@ -166,7 +193,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Reads and opens the key bundle of `import --keys` with the configured master key, before
 /// anything is written.
-fn open_bundle(
+pub fn open_bundle(
     common: &Common,
     path: &Path,
 ) -> Result<(KeyBundle, sijil_store::vault::MasterKey, keys::Source)> {
@@ -192,6 +219,13 @@ pub fn import(common: &Common, args: &ImportArgs) -> Result<()> {
         Some(path) => Some(open_bundle(common, path)?),
         None => None,
     };
+    if let Some(url) = &common.postgres {
+        return crate::cluster::import(
+            url,
+            file,
+            bundle.map(|(bundle, master, _)| (bundle, master)),
+        );
+    }
     let store = store_dir::open(data, Mode::Create)?;
     let mut check = ImportCheck::new(&store);
     let mut sealed = false;
@@ -341,13 +375,15 @@ pub fn rebuild(
 }
 
 /// `sijil token …`.
-pub fn token(data: &Path, command: &TokenCommand) -> Result<()> {
-    let mode = match command {
-        TokenCommand::Create { .. } => Mode::Create,
-        _ => Mode::Existing,
+pub fn token(data: &Path, postgres: Option<&str>, command: &TokenCommand) -> Result<()> {
+    let local = || -> Result<TokenStore> {
+        let mode = match command {
+            TokenCommand::Create { .. } => Mode::Create,
+            _ => Mode::Existing,
+        };
+        let store = store_dir::open(data, mode)?;
+        TokenStore::open(store.db()).context("opening the token store")
     };
-    let store = store_dir::open(data, mode)?;
-    let tokens = TokenStore::open(store.db()).context("opening the token store")?;
     match command {
         TokenCommand::Create {
             workspace,
@@ -355,7 +391,13 @@ pub fn token(data: &Path, command: &TokenCommand) -> Result<()> {
             name,
             scopes,
         } => {
-            let (record, secret) = create_token(&tokens, *workspace, role, name, scopes)?;
+            let (record, secret) = match postgres {
+                Some(url) => crate::cluster::create_token(
+                    url,
+                    token_request(*workspace, role, name, scopes)?,
+                )?,
+                None => create_token(&local()?, *workspace, role, name, scopes)?,
+            };
             println!("token id:  {}", record.id);
             println!("workspace: {}", record.workspace_id);
             println!("role:      {}", record.role.as_str());
@@ -367,7 +409,10 @@ pub fn token(data: &Path, command: &TokenCommand) -> Result<()> {
             println!("(the secret is shown once; send it as `Authorization: Bearer <secret>`)");
         }
         TokenCommand::List => {
-            let list = tokens.list().context("listing tokens")?;
+            let list = match postgres {
+                Some(url) => crate::cluster::list_tokens(url)?,
+                None => local()?.list().context("listing tokens")?,
+            };
             if list.is_empty() {
                 println!("no tokens");
             }
@@ -390,9 +435,12 @@ pub fn token(data: &Path, command: &TokenCommand) -> Result<()> {
             }
         }
         TokenCommand::Revoke { id } => {
-            let record = tokens
-                .revoke(*id, now_ms())
-                .map_err(|e| anyhow!("cannot revoke token {id}: {e}"))?;
+            let record = match postgres {
+                Some(url) => crate::cluster::revoke_token(url, *id)?,
+                None => local()?
+                    .revoke(*id, now_ms())
+                    .map_err(|e| anyhow!("cannot revoke token {id}: {e}"))?,
+            };
             println!(
                 "revoked token {} ({} of workspace {})",
                 record.id,
@@ -404,14 +452,21 @@ pub fn token(data: &Path, command: &TokenCommand) -> Result<()> {
     Ok(())
 }
 
-/// Checks the inputs of a new token and creates it.
-pub fn create_token(
-    tokens: &TokenStore,
+/// A checked request for a new token.
+pub struct TokenRequest {
+    pub workspace: uuid::Uuid,
+    pub role: Role,
+    pub name: String,
+    pub scopes: Vec<Permission>,
+}
+
+/// Checks the inputs of a new token.
+pub fn token_request(
     workspace: uuid::Uuid,
     role: &str,
     name: &str,
     scopes: &[String],
-) -> Result<(sijil_gateway::TokenRecord, String)> {
+) -> Result<TokenRequest> {
     WorkspaceId::new(workspace)
         .map_err(|_| anyhow!("--workspace {workspace} is not a workspace id (a UUID v7)"))?;
     let role = Role::parse(role).ok_or_else(|| {
@@ -436,8 +491,31 @@ pub fn create_token(
         _ if !permissions.is_empty() => bail!("--scopes only applies to app tokens"),
         _ => {}
     }
+    Ok(TokenRequest {
+        workspace,
+        role,
+        name: name.to_owned(),
+        scopes: permissions,
+    })
+}
+
+/// Checks the inputs of a new token and creates it.
+pub fn create_token(
+    tokens: &TokenStore,
+    workspace: uuid::Uuid,
+    role: &str,
+    name: &str,
+    scopes: &[String],
+) -> Result<(sijil_gateway::TokenRecord, String)> {
+    let request = token_request(workspace, role, name, scopes)?;
     tokens
-        .create(workspace, role, name, permissions, now_ms())
+        .create(
+            request.workspace,
+            request.role,
+            &request.name,
+            request.scopes,
+            now_ms(),
+        )
         .map_err(|e| anyhow!("cannot create the token: {e}"))
 }
 

@@ -16,6 +16,7 @@ use crate::cli::{Cli, ServeArgs};
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data: Option<PathBuf>,
+    pub store: Option<String>,
     pub log: Option<String>,
     pub listen: Option<SocketAddr>,
     pub demo_customers: Option<u32>,
@@ -52,6 +53,8 @@ pub struct Common {
     pub log: String,
     /// Where the master key is read from when `SIJIL_MASTER_KEY` is not set.
     pub master_key_file: Option<PathBuf>,
+    /// The PostgreSQL log to use instead of the embedded one (`None`: sled).
+    pub postgres: Option<String>,
 }
 
 /// Settings of `sijil serve`.
@@ -92,6 +95,11 @@ pub fn common(cli: &Cli, file: &FileConfig) -> Common {
             .master_key_file
             .clone()
             .or_else(|| file.master_key_file.clone()),
+        postgres: cli
+            .store
+            .clone()
+            .or_else(|| file.store.clone())
+            .filter(|s| !s.trim().is_empty() && s.trim() != "sled"),
     }
 }
 

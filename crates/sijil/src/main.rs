@@ -4,6 +4,7 @@
 //! flags exit with status 2 (clap's usage error).
 
 mod cli;
+mod cluster;
 mod commands;
 mod config;
 mod demo;
@@ -100,7 +101,30 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Export(args) => commands::export(&common, args)?,
         Command::Import(args) => commands::import(&common, args)?,
         Command::Verify => {
+            if let Some(url) = &common.postgres {
+                let (problem, events) = cluster::verify_log(url)?;
+                if let Some((position, what)) = problem {
+                    eprintln!(
+                        "sijil verify: FAILED at position {position} of the PostgreSQL log: {what}"
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+                println!("verify: the PostgreSQL log is OK ({events} events)");
+                if !common.data.exists() {
+                    println!(
+                        "verify: no local copy in {} to check (its read models are checked on the node that holds it)",
+                        common.data.display()
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             let store = store_dir::open(&common.data, store_dir::Mode::Existing)?;
+            if let Some(url) = &common.postgres {
+                if let Some(problem) = cluster::compare_copy(url, &store)? {
+                    eprintln!("sijil verify: FAILED: {problem}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
             // The log verifies without the master key; only the sealed directory's keyed
             // hashes need it, so without it that one check is skipped.
             let keys = match keys::unlock_existing(
@@ -129,7 +153,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             args.projection.as_deref(),
             common.master_key_file.as_ref(),
         )?,
-        Command::Token(command) => commands::token(&common.data, command)?,
+        Command::Token(command) => {
+            commands::token(&common.data, common.postgres.as_deref(), command)?
+        }
         Command::MasterKey => println!("{}", keys::generate()?),
     }
     Ok(ExitCode::SUCCESS)

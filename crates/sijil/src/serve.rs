@@ -43,9 +43,24 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
     let store = store_dir::open_with_cache(&common.data, Mode::Create, Some(config.cache_bytes))?;
     let vault = crate::keys::unlock(&common.data, &store, common.master_key_file.as_ref())?;
+    let runtime = crate::cluster::runtime()?;
     let mut workspace = config.workspace;
+    // On PostgreSQL, --demo fills only an empty log: the demo is written to this node's
+    // store and then sent to PostgreSQL when the node joins.
+    let log_is_empty = match &common.postgres {
+        Some(url) => runtime.block_on(async {
+            let log = crate::cluster::connect(url).await?;
+            let head = log
+                .head()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the log head: {e}"))?;
+            log.close();
+            Ok::<bool, anyhow::Error>(head == 0)
+        })?,
+        None => true,
+    };
     if config.demo {
-        if store.head_position() == 0 {
+        if store.head_position() == 0 && log_is_empty {
             let report = demo::run(&store, Some(&vault), config.demo_customers, DEMO_SEED, true)?;
             println!(
                 "demo: {} customers, {} agents, {} events in {:.1} s (workspace {})",
@@ -60,16 +75,17 @@ pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
         } else {
             println!(
                 "demo: the store already holds {} events; --demo only fills an empty store",
-                store.head_position()
+                store.head_position().max(u64::from(!log_is_empty))
             );
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("sijil")
-        .build()
-        .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(store.clone(), vault, config, workspace));
+    let result = runtime.block_on(serve(
+        store.clone(),
+        vault,
+        config,
+        workspace,
+        common.postgres.clone(),
+    ));
     // Tasks still holding the store (projection followers, the SLA checker) stop here.
     runtime.shutdown_timeout(Duration::from_secs(5));
     let head = store.head_position();
@@ -98,7 +114,23 @@ async fn serve(
     vault: Vault,
     config: ServeConfig,
     workspace: Option<uuid::Uuid>,
+    postgres: Option<String>,
 ) -> Result<()> {
+    // On PostgreSQL: join the log before anything reads the local copy, and hold the copy
+    // of what the log held at start before serving.
+    let joined = match &postgres {
+        Some(url) => {
+            let tokens = sijil_gateway::auth::TokenStore::open(store.db())
+                .context("opening the token store")?;
+            let joined = crate::cluster::join(url, &store, &vault, &tokens).await?;
+            tracing::info!(head = joined.head_at_join, "copying the PostgreSQL log");
+            if !crate::cluster::copied(&store, joined.head_at_join, CATCH_UP_LIMIT).await {
+                tracing::warn!("the local copy of the log is not caught up; serving anyway");
+            }
+            Some(joined)
+        }
+        None => None,
+    };
     let projections = Projections::start_with_vault(store.clone(), Some(vault.clone()))
         .context("starting the projections")?;
     let checker = sla::spawn(
@@ -110,12 +142,45 @@ async fn serve(
     let projections_handle = Arc::new(projections.clone());
     let gateway = Gateway::with_vault(store.clone(), projections_handle, config.gateway, vault)
         .map_err(|e| anyhow::anyhow!("cannot start the gateway: {e} [{}]", e.code()))?;
-    if gateway.tokens().is_empty() {
+    if let Some(joined) = &joined {
+        let status = joined.replica.status();
+        gateway.telemetry().gauge(
+            "sijil_log_copy_lag_events",
+            "Events committed in PostgreSQL that this node's local copy does not hold yet.",
+            move || {
+                let s = status.borrow();
+                vec![(
+                    String::new(),
+                    s.upstream_head.saturating_sub(s.local_head) as f64,
+                )]
+            },
+        );
+    }
+    let first_admin = match &joined {
+        Some(joined) => crate::cluster::claims_first_admin(&joined.log).await?,
+        None => gateway.tokens().is_empty(),
+    };
+    if first_admin {
         let workspace = workspace
             .or_else(|| first_workspace(&store))
             .unwrap_or_else(uuid::Uuid::now_v7);
-        let (record, secret) =
-            create_token(gateway.tokens(), workspace, "admin", "first admin", &[])?;
+        let (record, secret) = match &joined {
+            Some(joined) => {
+                let (record, secret, rows) = sijil_gateway::auth::TokenStore::mint(
+                    workspace,
+                    sijil_gateway::Role::Admin,
+                    "first admin",
+                    Vec::new(),
+                    crate::commands::now_ms(),
+                )
+                .map_err(|e| anyhow::anyhow!("cannot create the first admin token: {e}"))?;
+                sijil_gateway::cluster::put_token_rows(gateway.tokens(), &joined.log, &rows)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot store the first admin token: {e}"))?;
+                (record, secret)
+            }
+            None => create_token(gateway.tokens(), workspace, "admin", "first admin", &[])?,
+        };
         println!(
             "admin token for workspace {}: {secret}   (shown once; `sijil token create` makes more; id {})",
             record.workspace_id, record.id
@@ -168,6 +233,10 @@ async fn serve(
     checker.abort();
     drop(gateway);
     drop(projections);
+    if let Some(joined) = joined {
+        drop(joined.replica);
+        joined.log.close();
+    }
     Ok(())
 }
 

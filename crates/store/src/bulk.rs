@@ -217,6 +217,11 @@ impl Store {
         if appends.is_empty() {
             return Ok(Vec::new());
         }
+        if self.upstream().is_some() {
+            return Err(StoreError::Invalid(
+                "this store is a copy of a PostgreSQL log: bulk appends go to PostgreSQL".into(),
+            ));
+        }
         let clock = now_millis();
         let trees = self.trees();
         let _gate = trees.write_gate();

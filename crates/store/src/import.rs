@@ -138,14 +138,14 @@ impl std::fmt::Debug for ImportCheck<'_> {
     }
 }
 
-fn invalid(position: u64, detail: impl Into<String>) -> ImportError {
+pub(crate) fn invalid(position: u64, detail: impl Into<String>) -> ImportError {
     ImportError::Invalid {
         position,
         detail: detail.into(),
     }
 }
 
-fn broken(position: u64, detail: impl Into<String>) -> ImportError {
+pub(crate) fn broken(position: u64, detail: impl Into<String>) -> ImportError {
     ImportError::BrokenChain {
         position,
         detail: detail.into(),
@@ -154,7 +154,7 @@ fn broken(position: u64, detail: impl Into<String>) -> ImportError {
 
 /// Checks one envelope's fields against the store's append limits and
 /// recomputes its hash.
-fn check_envelope(event: &RecordedEvent) -> Result<(), ImportError> {
+pub(crate) fn check_envelope(event: &RecordedEvent) -> Result<(), ImportError> {
     let position = event.position;
     if position == 0 {
         return Err(invalid(0, "positions start at 1"));
@@ -190,6 +190,44 @@ fn check_envelope(event: &RecordedEvent) -> Result<(), ImportError> {
         ));
     }
     Ok(())
+}
+
+/// The write pass's check of an envelope at a position the store already
+/// holds: it must be the stored one.
+pub(crate) fn check_same_as_stored(
+    stored: &RecordedEvent,
+    event: &RecordedEvent,
+) -> Result<(), ImportError> {
+    if stored == event {
+        return Ok(());
+    }
+    Err(ImportError::DifferentLog {
+        position: event.position,
+        detail: format!(
+            "this store holds event {} of `{}`, the import event {} of `{}`",
+            stored.event_id, stored.stream_id, event.event_id, event.stream_id
+        ),
+    })
+}
+
+/// The write pass's check of a new envelope against its stream's stored
+/// head (`version` 0 and a zero hash: no events yet): it must be the next
+/// version and chain onto the head's hash.
+pub(crate) fn check_continues(
+    event: &RecordedEvent,
+    version: u64,
+    prev: [u8; 32],
+) -> Result<(), ImportError> {
+    if event.version == version + 1 && event.prev_hash == prev {
+        return Ok(());
+    }
+    Err(broken(
+        event.position,
+        format!(
+            "stream `{}` is at version {version} here, and version {} does not continue its chain",
+            event.stream_id, event.version
+        ),
+    ))
 }
 
 impl<'a> ImportCheck<'a> {
@@ -418,22 +456,20 @@ impl Store {
                                 .into(),
                             );
                         };
-                        let stored = codec::decode(position, &bytes).map_err(abort).map_err(lift)?;
-                        if stored != *event {
-                            return refuse(ImportError::DifferentLog {
-                                position,
-                                detail: format!(
-                                    "this store holds event {} of `{}`, the import event {} of `{}`",
-                                    stored.event_id, stored.stream_id, event.event_id, event.stream_id
-                                ),
-                            });
-                        }
+                        let stored = codec::decode(position, &bytes)
+                            .map_err(abort)
+                            .map_err(lift)?;
+                        check_same_as_stored(&stored, event)
+                            .map_err(ConflictableTransactionError::Abort)?;
                         continue;
                     }
                     if position != last + 1 {
                         return refuse(invalid(
                             position,
-                            format!("the store ends at {last}, so position {} comes next", last + 1),
+                            format!(
+                                "the store ends at {last}, so position {} comes next",
+                                last + 1
+                            ),
                         ));
                     }
                     let stream = event.stream_id.as_str();
@@ -442,15 +478,8 @@ impl Store {
                         None => tx_head(heads, stream).map_err(lift)?,
                     };
                     let (version, prev) = head.map_or((0, [0; 32]), |h| (h.version, h.hash));
-                    if event.version != version + 1 || event.prev_hash != prev {
-                        return refuse(broken(
-                            position,
-                            format!(
-                                "stream `{stream}` is at version {version} here, and version {} does not continue its chain",
-                                event.version
-                            ),
-                        ));
-                    }
+                    check_continues(event, version, prev)
+                        .map_err(ConflictableTransactionError::Abort)?;
                     if event_ids.get(event.event_id.as_bytes())?.is_some() {
                         return refuse(invalid(
                             position,

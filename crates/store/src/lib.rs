@@ -31,6 +31,7 @@ mod msgpack_check;
 pub mod pg;
 pub mod projections;
 mod read;
+pub mod replica;
 pub mod store;
 pub mod subscription;
 mod trees;

@@ -2,7 +2,7 @@
 //! subscribe and verify operations that tie the other modules together.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -13,6 +13,7 @@ use crate::durable::Durable;
 use crate::error::StoreError;
 use crate::event::{AppendResult, Direction, ExpectedVersion, NewEvent, RecordedEvent};
 use crate::format;
+use crate::pg::PgLog;
 use crate::read;
 use crate::subscription::Subscription;
 use crate::trees::Trees;
@@ -38,6 +39,10 @@ struct Inner {
     upcasters: Upcasters,
     durable: Arc<Durable>,
     disk: Arc<DiskSync>,
+    /// Set when this store is a node's local copy of a PostgreSQL log
+    /// ([`crate::replica`]): appends then go there, and only the follower
+    /// writes the local log.
+    upstream: OnceLock<PgLog>,
     db: sled::Db,
 }
 
@@ -86,6 +91,7 @@ impl Store {
                 upcasters: config.upcasters,
                 durable,
                 disk,
+                upstream: OnceLock::new(),
                 db,
             }),
         })
@@ -96,6 +102,21 @@ impl Store {
     /// update them transactionally.
     pub fn db(&self) -> &sled::Db {
         &self.inner.db
+    }
+
+    /// The PostgreSQL log this store is a local copy of, if it is one.
+    pub fn upstream(&self) -> Option<&PgLog> {
+        self.inner.upstream.get()
+    }
+
+    /// Makes this store a local copy of `log`: from now on appends go to
+    /// PostgreSQL and return once the local copy holds them (see
+    /// [`crate::replica`]). Fails if it already follows a log.
+    pub(crate) fn set_upstream(&self, log: PgLog) -> Result<(), StoreError> {
+        self.inner
+            .upstream
+            .set(log)
+            .map_err(|_| StoreError::Invalid("this store already follows a PostgreSQL log".into()))
     }
 
     /// The store's trees, for the crate's bulk append and import paths.
@@ -132,6 +153,9 @@ impl Store {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, StoreError> {
         validate::batch(stream, &events)?;
+        if let Some(upstream) = self.inner.upstream.get() {
+            return crate::replica::append_upstream(self, upstream, stream, expected, events).await;
+        }
         self.inner
             .writer
             .submit(stream.to_owned(), expected, events)

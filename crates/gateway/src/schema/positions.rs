@@ -97,6 +97,45 @@ async fn wait_for_index(shared: &Shared, global: u64, timeout: Duration) -> bool
     tokio::time::timeout(timeout, wait).await.unwrap_or(false)
 }
 
+/// Waits (at most `timeout`) until this node's read models hold `ws`'s events up to local
+/// position `local`: first the workspace index, then every projection up to that event's
+/// global position. `false` on time-out. This is how a read on one node sees a write made
+/// through another (the client sends the position the write returned; see
+/// [`crate::server`]'s `x-sijil-min-position`).
+pub async fn caught_up_to(
+    shared: &Shared,
+    ws: d::WorkspaceId,
+    local: u64,
+    timeout: Duration,
+) -> async_graphql::Result<bool> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let Ok(handle) = shared.projections.handle(INDEX) else {
+        return Ok(false);
+    };
+    let mut rx = handle.subscribe();
+    loop {
+        rx.borrow_and_update();
+        if count(shared, ws)? >= local {
+            break;
+        }
+        if handle.failure().is_some() {
+            return Ok(false);
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Ok(false),
+        }
+    }
+    if local == 0 {
+        return Ok(true);
+    }
+    let Some(global) = global(shared, ws, local)? else {
+        return Ok(false);
+    };
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    Ok(shared.projections.wait_for(global, left).await.is_ok())
+}
+
 /// The local position of `ws`'s event at global position `global`; `None` when the index
 /// has not applied it within the read-your-writes timeout (or it is not `ws`'s event).
 pub async fn local_opt(

@@ -63,15 +63,7 @@ pub async fn append_group(
 ) -> Result<Vec<Result<AppendResult, StoreError>>, StoreError> {
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg_err("begin append"))?;
-    let lock = tx
-        .prepare_cached("SELECT position FROM sijil_log_head WHERE id FOR UPDATE")
-        .await
-        .map_err(pg_err("prepare head lock"))?;
-    let head_row = tx
-        .query_one(&lock, &[])
-        .await
-        .map_err(pg_err("lock log head"))?;
-    let mut last_position = non_negative(get(&head_row, 0, 0)?, 0, "log head")?;
+    let mut last_position = lock_head(&tx).await?;
     let start = last_position;
     let mut outcomes = Vec::with_capacity(group.len());
     let ids: Vec<Uuid> = group
@@ -101,7 +93,8 @@ pub async fn append_group(
     } else {
         // The common case, no id stored yet: read every stream head of the
         // group at once and insert the whole group with one statement.
-        let mut heads = stream_heads(&tx, group).await?;
+        let streams: Vec<&str> = group.iter().map(|a| a.stream.as_str()).collect();
+        let mut heads = stream_heads(&tx, &streams).await?;
         let mut columns = Columns::with_capacity(ids.len());
         for append in group {
             let head = heads
@@ -118,7 +111,7 @@ pub async fn append_group(
             }
         }
         if !columns.position.is_empty() {
-            insert_rows(&tx, &columns, recorded_at)
+            insert_rows(&tx, &columns)
                 .await
                 .map_err(pg_err("insert events"))?;
         }
@@ -128,21 +121,25 @@ pub async fn append_group(
         // only releases the lock.
         return Ok(outcomes);
     }
-    let advance = tx
-        .prepare_cached(&format!(
-            "WITH h AS (UPDATE sijil_log_head SET position = $1 WHERE id RETURNING position) \
-             SELECT pg_notify('{NOTIFY_CHANNEL}', position::text) FROM h"
-        ))
-        .await
-        .map_err(pg_err("prepare head update"))?;
-    let new_head = to_bigint(last_position, "position")?;
-    tx.query_one(&advance, &[&new_head])
-        .await
-        .map_err(pg_err("advance log head"))?;
+    advance_head(&tx, last_position).await?;
     // An error here leaves the outcome unknown (the commit may have reached
     // the server); a retry with the same event ids is safe.
     tx.commit().await.map_err(pg_err("commit append"))?;
     Ok(outcomes)
+}
+
+/// Takes the log-head row lock (held until the transaction ends) and
+/// returns the head position.
+pub(super) async fn lock_head(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let lock = tx
+        .prepare_cached("SELECT position FROM sijil_log_head WHERE id FOR UPDATE")
+        .await
+        .map_err(pg_err("prepare head lock"))?;
+    let head_row = tx
+        .query_one(&lock, &[])
+        .await
+        .map_err(pg_err("lock log head"))?;
+    non_negative(get(&head_row, 0, 0)?, 0, "log head")
 }
 
 /// What one append of a group did.
@@ -196,12 +193,12 @@ async fn append_one(
         });
     }
 
-    let heads = stream_heads(tx, std::slice::from_ref(append)).await?;
+    let heads = stream_heads(tx, &[stream]).await?;
     let head = heads.get(stream).copied().unwrap_or((None, [0; 32]));
     let mut columns = Columns::with_capacity(events.len());
     match build(append, head, last_position, recorded_at, &mut columns)? {
         Ok((result, _)) => {
-            insert_rows(tx, &columns, recorded_at)
+            insert_rows(tx, &columns)
                 .await
                 .map_err(pg_err("insert events"))?;
             Ok(Written::New(result))
@@ -211,14 +208,13 @@ async fn append_one(
 }
 
 /// A stream's last version (`None`: no events) and hash.
-type StreamHead = (Option<u64>, [u8; 32]);
+pub(super) type StreamHead = (Option<u64>, [u8; 32]);
 
-/// The current heads of the group's streams (absent: no events yet).
-async fn stream_heads(
+/// The current heads of `streams` (absent: no events yet), in one query.
+pub(super) async fn stream_heads(
     tx: &Transaction<'_>,
-    group: &[Append],
+    streams: &[&str],
 ) -> Result<HashMap<String, StreamHead>, StoreError> {
-    let streams: Vec<&str> = group.iter().map(|a| a.stream.as_str()).collect();
     let statement = tx
         .prepare_cached(
             "SELECT DISTINCT ON (stream_id) stream_id, version, hash FROM sijil_events \
@@ -299,11 +295,31 @@ fn build(
     )))
 }
 
-/// Inserts every row of `columns` with one `INSERT ... SELECT FROM UNNEST`.
-async fn insert_rows(
+/// Sets the log head to `last_position` and notifies [`NOTIFY_CHANNEL`]
+/// (delivered only on commit).
+pub(super) async fn advance_head(
+    tx: &Transaction<'_>,
+    last_position: u64,
+) -> Result<(), StoreError> {
+    let advance = tx
+        .prepare_cached(&format!(
+            "WITH h AS (UPDATE sijil_log_head SET position = $1 WHERE id RETURNING position) \
+             SELECT pg_notify('{NOTIFY_CHANNEL}', position::text) FROM h"
+        ))
+        .await
+        .map_err(pg_err("prepare head update"))?;
+    let new_head = to_bigint(last_position, "position")?;
+    tx.query_one(&advance, &[&new_head])
+        .await
+        .map_err(pg_err("advance log head"))?;
+    Ok(())
+}
+
+/// Inserts every row of `columns`, as given (positions, versions, times,
+/// hashes), with one `INSERT ... SELECT FROM UNNEST`.
+pub(super) async fn insert_rows(
     tx: &Transaction<'_>,
     columns: &Columns,
-    recorded_at: i64,
 ) -> Result<(), tokio_postgres::Error> {
     let insert = tx
         .prepare_cached(
@@ -311,21 +327,20 @@ async fn insert_rows(
                event_type, schema_version, occurred_at, recorded_at, actor, on_behalf_of, \
                correlation_id, causation_id, payload, prev_hash, hash) \
              SELECT u.position, u.stream_id, u.version, u.event_id, u.workspace_id, \
-               u.event_type, u.schema_version, u.occurred_at, $1, u.actor, u.on_behalf_of, \
-               u.correlation_id, u.causation_id, u.payload, u.prev_hash, u.hash \
-             FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::uuid[], $6::uuid[], \
-               $7::text[], $8::integer[], $9::bigint[], $10::text[], $11::text[], $12::uuid[], \
-               $13::uuid[], $14::bytea[], $15::bytea[], $16::bytea[]) \
+               u.event_type, u.schema_version, u.occurred_at, u.recorded_at, u.actor, \
+               u.on_behalf_of, u.correlation_id, u.causation_id, u.payload, u.prev_hash, u.hash \
+             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::uuid[], \
+               $6::text[], $7::integer[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], \
+               $12::uuid[], $13::uuid[], $14::bytea[], $15::bytea[], $16::bytea[]) \
              AS u(position, stream_id, version, event_id, workspace_id, event_type, \
-               schema_version, occurred_at, actor, on_behalf_of, correlation_id, causation_id, \
-               payload, prev_hash, hash)",
+               schema_version, occurred_at, recorded_at, actor, on_behalf_of, correlation_id, \
+               causation_id, payload, prev_hash, hash)",
         )
         .await?;
     let c = columns;
     tx.execute(
         &insert,
         &[
-            &recorded_at,
             &c.position,
             &c.stream_id,
             &c.version,
@@ -334,6 +349,7 @@ async fn insert_rows(
             &c.event_type,
             &c.schema_version,
             &c.occurred_at,
+            &c.recorded_at,
             &c.actor,
             &c.on_behalf_of,
             &c.correlation_id,
@@ -348,7 +364,7 @@ async fn insert_rows(
 }
 
 /// The batch's columns as arrays, for the `UNNEST` insert.
-struct Columns {
+pub(super) struct Columns {
     position: Vec<i64>,
     stream_id: Vec<String>,
     version: Vec<i64>,
@@ -357,6 +373,7 @@ struct Columns {
     event_type: Vec<String>,
     schema_version: Vec<i32>,
     occurred_at: Vec<i64>,
+    recorded_at: Vec<i64>,
     actor: Vec<String>,
     on_behalf_of: Vec<Option<String>>,
     correlation_id: Vec<Option<Uuid>>,
@@ -367,7 +384,7 @@ struct Columns {
 }
 
 impl Columns {
-    fn with_capacity(n: usize) -> Columns {
+    pub(super) fn with_capacity(n: usize) -> Columns {
         Columns {
             position: Vec::with_capacity(n),
             stream_id: Vec::with_capacity(n),
@@ -377,6 +394,7 @@ impl Columns {
             event_type: Vec::with_capacity(n),
             schema_version: Vec::with_capacity(n),
             occurred_at: Vec::with_capacity(n),
+            recorded_at: Vec::with_capacity(n),
             actor: Vec::with_capacity(n),
             on_behalf_of: Vec::with_capacity(n),
             correlation_id: Vec::with_capacity(n),
@@ -387,7 +405,8 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, event: RecordedEvent) -> Result<(), StoreError> {
+    /// Adds `event` as it is, its `recorded_at` included.
+    pub(super) fn push(&mut self, event: RecordedEvent) -> Result<(), StoreError> {
         self.position.push(to_bigint(event.position, "position")?);
         self.stream_id.push(event.stream_id);
         self.version.push(to_bigint(event.version, "version")?);
@@ -396,6 +415,7 @@ impl Columns {
         self.event_type.push(event.event_type);
         self.schema_version.push(i32::from(event.schema_version));
         self.occurred_at.push(event.occurred_at);
+        self.recorded_at.push(event.recorded_at);
         self.actor.push(event.actor);
         self.on_behalf_of.push(event.on_behalf_of);
         self.correlation_id.push(event.correlation_id);

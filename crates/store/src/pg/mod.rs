@@ -17,8 +17,10 @@
 //!   ([`verify`]).
 
 mod append;
+mod import;
 mod rows;
 pub mod schema;
+pub mod shared;
 pub mod subscription;
 mod verify;
 mod writer;
@@ -416,6 +418,12 @@ impl PgLog {
             .collect()
     }
 
+    /// A receiver bumped on every commit of this node and every notification from another
+    /// node (its value is the newest head heard of), so a follower knows when to read again.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.wake.subscribe()
+    }
+
     pub(crate) fn wake(&self) -> watch::Receiver<u64> {
         self.inner.wake.subscribe()
     }
@@ -424,7 +432,8 @@ impl PgLog {
         self.inner.closed.subscribe()
     }
 
-    pub(crate) fn poll_interval(&self) -> Duration {
+    /// How often a caught-up reader re-reads the head when no notification arrives.
+    pub fn poll_interval(&self) -> Duration {
         self.inner.poll_interval
     }
 }

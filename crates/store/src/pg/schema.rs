@@ -25,10 +25,11 @@ struct Migration {
 }
 
 /// Every migration, in order. Never edit a released entry: add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "event log, log head",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "event log, log head",
+        sql: r#"
 CREATE TABLE sijil_log_head (
     id       boolean PRIMARY KEY DEFAULT true CHECK (id),
     position bigint  NOT NULL CHECK (position >= 0)
@@ -56,7 +57,21 @@ CREATE TABLE sijil_events (
 );
 CREATE INDEX sijil_events_type_position ON sijil_events (event_type, position);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "state shared by the nodes: tokens, mutation records, vault keys, settings",
+        sql: r#"
+CREATE TABLE sijil_shared (
+    space      text        NOT NULL,
+    key        bytea       NOT NULL,
+    value      bytea       NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (space, key)
+);
+"#,
+    },
+];
 
 /// The newest schema version this build knows.
 pub fn latest_version() -> i32 {

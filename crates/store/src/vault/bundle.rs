@@ -72,6 +72,34 @@ impl KeyBundle {
         self.forgotten.len()
     }
 
+    /// Adds every entry of `other` to this bundle.
+    pub fn merge(&mut self, other: KeyBundle) {
+        self.live.extend(other.live);
+        self.forgotten.extend(other.forgotten);
+    }
+
+    /// One bundle per customer the bundle names, live ones first.
+    pub fn split(&self) -> Vec<KeyBundle> {
+        let live = self.live.iter().map(|entry| KeyBundle {
+            live: vec![entry.clone()],
+            forgotten: Vec::new(),
+        });
+        let forgotten = self.forgotten.iter().map(|id| KeyBundle {
+            live: Vec::new(),
+            forgotten: vec![*id],
+        });
+        live.chain(forgotten).collect()
+    }
+
+    /// The `(workspace, customer)` pairs the bundle names, live ones first.
+    pub fn customers(&self) -> Vec<(uuid::Uuid, uuid::Uuid)> {
+        self.live
+            .iter()
+            .map(|(id, _)| super::split_key(id))
+            .chain(self.forgotten.iter().map(super::split_key))
+            .collect()
+    }
+
     /// The bundle sealed under `master` (see the module docs).
     pub fn seal(&self, master: &MasterKey) -> Result<Vec<u8>, VaultError> {
         let mut body = Zeroizing::new(Vec::with_capacity(

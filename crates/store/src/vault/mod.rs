@@ -536,6 +536,40 @@ impl Vault {
         Ok(Forgot::KeyDestroyed)
     }
 
+    /// One customer's entry (their live data key, or that they were forgotten) as a key
+    /// bundle sealed under the master key, for nodes that share a PostgreSQL log to hand keys
+    /// to each other; `None` when this vault holds nothing for them.
+    pub fn share(
+        &self,
+        ws: WorkspaceId,
+        customer: CustomerId,
+    ) -> Result<Option<Vec<u8>>, VaultError> {
+        let key = entry_key(ws, customer);
+        let mut bundle = KeyBundle::default();
+        match self.entry(&key)? {
+            None => return Ok(None),
+            Some(Entry::Live(data_key)) => bundle.live.push((key, data_key)),
+            Some(Entry::Forgotten) => bundle.forgotten.push(key),
+        }
+        self.seal_bundle(&bundle).map(Some)
+    }
+
+    /// `bundle` sealed under this vault's master key (see [`KeyBundle::seal`]).
+    pub fn seal_bundle(&self, bundle: &KeyBundle) -> Result<Vec<u8>, VaultError> {
+        bundle.seal(&self.inner.master)
+    }
+
+    /// The bundle `bytes` made by [`Vault::share`] (or [`KeyBundle::seal`]) under this vault's
+    /// master key; [`VaultError::BundleWrongKey`] under another.
+    pub fn open_shared(&self, bytes: &[u8]) -> Result<KeyBundle, VaultError> {
+        KeyBundle::open(&self.inner.master, bytes)
+    }
+
+    /// Whether this vault holds an entry (a live key, or a tombstone) for `customer`.
+    pub fn holds(&self, ws: WorkspaceId, customer: CustomerId) -> Result<bool, VaultError> {
+        Ok(self.entry(&entry_key(ws, customer))?.is_some())
+    }
+
     /// Every live data key and every forgotten customer of this vault, to move them with an
     /// export of the log (seal the bundle with [`KeyBundle::seal`]; it never leaves in clear).
     pub fn export_keys(&self) -> Result<KeyBundle, VaultError> {
@@ -716,7 +750,7 @@ fn open_field(
 }
 
 /// The workspace and customer ids of a `vault/keys` key.
-fn split_key(key: &[u8; 32]) -> (uuid::Uuid, uuid::Uuid) {
+pub(crate) fn split_key(key: &[u8; 32]) -> (uuid::Uuid, uuid::Uuid) {
     let mut ws = [0u8; 16];
     let mut customer = [0u8; 16];
     ws.copy_from_slice(&key[..16]);

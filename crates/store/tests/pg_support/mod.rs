@@ -9,12 +9,24 @@
 //! the server runs as `nobody` via `runuser`, since PostgreSQL refuses to run
 //! as root. Dropping the server stops it (`pg_ctl stop -m immediate`) and
 //! deletes the directory.
+//!
+//! [`PgReplicaPair`] runs a primary with one streaming standby (its own
+//! directory and port, made by `pg_basebackup`), synchronous
+//! (`synchronous_standby_names = 'sijil_standby'`, so a commit returns only
+//! once the standby flushed its WAL) or asynchronous; it can kill the
+//! primary's postmaster with `SIGKILL`, detach the standby, and promote it.
+//!
+//! Usable from other crates' tests via
+//! `#[path = "../../store/tests/pg_support/mod.rs"] mod pg_support;` (needs
+//! the `tempfile` and `getrandom` crates).
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -24,31 +36,23 @@ pub struct PgServer {
     dir: TempDir,
     port: u16,
     as_nobody: bool,
+    /// Set by [`PgServer::kill_hard`]: dropping then skips `pg_ctl stop`
+    /// (the pid in `postmaster.pid` is stale and could name another process).
+    killed: AtomicBool,
 }
 
 impl PgServer {
     /// Starts a fresh server; panics with a clear message if PostgreSQL is
     /// not available and cannot be installed.
     pub fn start() -> PgServer {
-        let bin = pg_bin().clone();
-        let dir = tempfile::Builder::new()
-            .prefix("sijil-pg-")
-            .tempdir()
-            .expect("create a temporary directory for PostgreSQL");
-        let as_nobody = is_root();
-        if as_nobody {
-            run(Command::new("chown")
-                .arg("-R")
-                .arg("nobody")
-                .arg(dir.path()));
-        }
-        let port = random_port();
-        let server = PgServer {
-            bin,
-            dir,
-            port,
-            as_nobody,
-        };
+        PgServer::start_with_options("")
+    }
+
+    /// Like [`start`](PgServer::start), with `extra` appended to the
+    /// server's command line (e.g. `-c wal_level=replica`; single quotes
+    /// work as in a shell).
+    pub fn start_with_options(extra: &str) -> PgServer {
+        let server = PgServer::unstarted();
         server.pg(
             "initdb",
             &[
@@ -61,25 +65,55 @@ impl PgServer {
                 "--no-sync",
             ],
         );
+        server.launch(extra);
+        server
+    }
+
+    /// A server with its directory and port chosen but no data directory.
+    fn unstarted() -> PgServer {
+        let bin = pg_bin().clone();
+        let dir = tempfile::Builder::new()
+            .prefix("sijil-pg-")
+            .tempdir()
+            .expect("create a temporary directory for PostgreSQL");
+        let as_nobody = is_root();
+        if as_nobody {
+            run(Command::new("chown")
+                .arg("-R")
+                .arg("nobody")
+                .arg(dir.path()));
+        }
+        PgServer {
+            bin,
+            dir,
+            port: random_port(),
+            as_nobody,
+            killed: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts `postgres` on the existing data directory and waits until it
+    /// accepts connections.
+    fn launch(&self, extra: &str) {
         let options = format!(
-            "-p {port} -k {} -c listen_addresses='' -c fsync=on -c synchronous_commit=on \
-             -c max_connections=200 -c shared_buffers=32MB",
-            server.dir.path().display()
+            "-p {} -k {} -c listen_addresses='' -c fsync=on -c synchronous_commit=on \
+             -c max_connections=200 -c shared_buffers=32MB {extra}",
+            self.port,
+            self.dir.path().display()
         );
-        server.pg(
+        self.pg(
             "pg_ctl",
             &[
                 "-D",
-                &server.data_dir().display().to_string(),
+                &self.data_dir().display().to_string(),
                 "-l",
-                &server.dir.path().join("server.log").display().to_string(),
+                &self.log_path().display().to_string(),
                 "-w",
                 "-o",
                 &options,
                 "start",
             ],
         );
-        server
     }
 
     /// A connection string for `database` on this server.
@@ -100,33 +134,122 @@ impl PgServer {
     /// Runs `sql` on `database` with `psql` and returns its unaligned,
     /// tuples-only output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        let out = self.pg(
-            "psql",
-            &[
-                "-h",
-                &self.dir.path().display().to_string(),
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "sijil",
-                "-d",
-                database,
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-At",
-                "-c",
-                sql,
-            ],
-        );
+        let out = self.pg("psql", &self.psql_args(database, sql));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Like [`psql`](PgServer::psql), but returns `psql`'s error output
+    /// instead of panicking (for polling a server that may not be up).
+    pub fn try_psql(&self, database: &str, sql: &str) -> Result<String, String> {
+        let out = run(&mut self.command("psql", &self.psql_args(database, sql)));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    fn psql_args(&self, database: &str, sql: &str) -> Vec<String> {
+        [
+            "-h",
+            &self.socket_dir().display().to_string(),
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "sijil",
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-c",
+            sql,
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect()
+    }
+
+    /// The directory holding the server's unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The port naming the server's socket.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log so far (empty if unreadable).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The postmaster's pid, from the first line of `postmaster.pid`.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Kills the postmaster with `SIGKILL` (a real `kill -9`: no shutdown
+    /// checkpoint, no goodbye to clients or standbys) and waits until the
+    /// process is gone. Its backends notice the postmaster's death and exit
+    /// on their own without answering pending commits.
+    pub fn kill_hard(&self) {
+        let pid = self
+            .postmaster_pid()
+            .unwrap_or_else(|| panic!("no postmaster.pid: is the server running?\n{}", self.log()));
+        self.killed.store(true, Ordering::SeqCst);
+        let out = run(Command::new("kill").args(["-KILL", &pid.to_string()]));
+        assert!(
+            out.status.success(),
+            "kill -KILL {pid} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_until(
+            Duration::from_secs(30),
+            "the killed postmaster to go",
+            || !process_alive(pid),
+        );
+    }
+
+    /// Whether [`kill_hard`](PgServer::kill_hard) ran.
+    pub fn was_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
     }
 
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
-    /// Runs one PostgreSQL program (as `nobody` when we are root).
-    fn pg(&self, program: &str, args: &[&str]) -> Output {
+    /// Runs one PostgreSQL program (as `nobody` when we are root) and
+    /// panics, with the server log, if it fails.
+    fn pg<A: AsRef<std::ffi::OsStr>>(&self, program: &str, args: &[A]) -> Output {
+        let out = run(&mut self.command(program, args));
+        if !out.status.success() {
+            let args: Vec<_> = args.iter().map(|a| a.as_ref().to_owned()).collect();
+            panic!(
+                "{program} {args:?} failed: {}\n{}\nserver log:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+        }
+        out
+    }
+
+    /// The command running one PostgreSQL program (as `nobody` when we are
+    /// root) in the server's directory.
+    fn command<A: AsRef<std::ffi::OsStr>>(&self, program: &str, args: &[A]) -> Command {
         let path = self.bin.join(program);
         let mut command = if self.as_nobody {
             let mut c = Command::new("runuser");
@@ -136,36 +259,262 @@ impl PgServer {
             Command::new(&path)
         };
         command.args(args).current_dir(self.dir.path());
-        let out = run(&mut command);
-        if !out.status.success() {
-            let log =
-                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-            panic!(
-                "{program} {args:?} failed: {}\n{}\nserver log:\n{log}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        out
+        command
     }
 }
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        let path = self.bin.join("pg_ctl");
+        if self.was_killed() {
+            return;
+        }
         let data = self.data_dir();
-        let mut command = if self.as_nobody {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "nobody", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let _ = command
+        let _ = self
+            .command("pg_ctl", &[] as &[&str])
             .arg("-D")
             .arg(&data)
             .args(["-m", "immediate", "stop"])
             .output();
+    }
+}
+
+/// The application name the standby streams under, and so the value of the
+/// primary's `synchronous_standby_names` in synchronous mode.
+pub const STANDBY_NAME: &str = "sijil_standby";
+
+/// A primary and one streaming standby, each a [`PgServer`] with its own
+/// directory and port. Dropping it stops both (the standby first).
+pub struct PgReplicaPair {
+    // Field order is drop order: the standby goes before its primary.
+    standby: PgServer,
+    primary: PgServer,
+    synchronous: bool,
+}
+
+impl PgReplicaPair {
+    /// A primary whose commits wait until the standby has flushed them
+    /// (`synchronous_standby_names = 'sijil_standby'`,
+    /// `synchronous_commit = on`); returns once the primary reports the
+    /// standby as `sync`.
+    pub fn start_sync() -> PgReplicaPair {
+        PgReplicaPair::start(true)
+    }
+
+    /// The same pair with asynchronous replication
+    /// (`synchronous_standby_names` empty): commits do not wait for the
+    /// standby. Returns once the standby streams.
+    pub fn start_async() -> PgReplicaPair {
+        PgReplicaPair::start(false)
+    }
+
+    fn start(synchronous: bool) -> PgReplicaPair {
+        let names = if synchronous { STANDBY_NAME } else { "" };
+        // wal_level=replica and max_wal_senders are PostgreSQL's defaults;
+        // set them anyway so the pair does not depend on them.
+        let primary = PgServer::start_with_options(&format!(
+            "-c wal_level=replica -c max_wal_senders=10 -c wal_keep_size=256MB \
+             -c synchronous_standby_names='{names}'"
+        ));
+        let hba = std::fs::read_to_string(primary.data_dir().join("pg_hba.conf"))
+            .expect("read the primary's pg_hba.conf");
+        assert!(
+            hba.lines().any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.len() >= 4
+                    && fields[0] == "local"
+                    && fields[1] == "replication"
+                    && (fields[2] == "all" || fields[2] == "sijil")
+                    && fields[3] == "trust"
+            }),
+            "initdb -A trust did not allow local replication connections:\n{hba}"
+        );
+
+        let standby = PgServer::unstarted();
+        let data = standby.data_dir();
+        standby.pg(
+            "pg_basebackup",
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-h",
+                &primary.socket_dir().display().to_string(),
+                "-p",
+                &primary.port().to_string(),
+                "-U",
+                "sijil",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+        );
+        std::fs::write(data.join("standby.signal"), b"").expect("write standby.signal");
+        let conninfo = format!(
+            "\nprimary_conninfo = 'host={} port={} user=sijil application_name={STANDBY_NAME}'\n",
+            primary.socket_dir().display(),
+            primary.port()
+        );
+        let mut auto_conf = std::fs::read_to_string(data.join("postgresql.auto.conf"))
+            .expect("read the standby's postgresql.auto.conf");
+        auto_conf.push_str(&conninfo);
+        std::fs::write(data.join("postgresql.auto.conf"), auto_conf)
+            .expect("write the standby's postgresql.auto.conf");
+        if standby.as_nobody {
+            run(Command::new("chown").arg("-R").arg("nobody").arg(&data));
+        }
+        // Not synchronous itself: once promoted it must not wait for a
+        // standby of its own.
+        standby.launch("-c hot_standby=on -c synchronous_standby_names=''");
+
+        let pair = PgReplicaPair {
+            standby,
+            primary,
+            synchronous,
+        };
+        pair.wait_for_streaming();
+        pair
+    }
+
+    /// The primary server.
+    pub fn primary(&self) -> &PgServer {
+        &self.primary
+    }
+
+    /// The standby server (the new primary once promoted).
+    pub fn standby(&self) -> &PgServer {
+        &self.standby
+    }
+
+    /// Whether commits wait for the standby.
+    pub fn is_synchronous(&self) -> bool {
+        self.synchronous
+    }
+
+    /// A connection string for `database` on the primary.
+    pub fn primary_url(&self, database: &str) -> String {
+        self.primary.url(database)
+    }
+
+    /// A connection string for `database` on the standby.
+    pub fn standby_url(&self, database: &str) -> String {
+        self.standby.url(database)
+    }
+
+    /// Creates `database` on the primary (replicated to the standby) and
+    /// returns the primary's connection string for it.
+    pub fn create_database(&self, database: &str) -> String {
+        self.primary.create_database(database)
+    }
+
+    /// Waits until the primary's `pg_stat_replication` shows the standby
+    /// streaming, as `sync` in synchronous mode.
+    pub fn wait_for_streaming(&self) {
+        let wanted = if self.synchronous { "sync" } else { "async" };
+        let sql = format!(
+            "SELECT sync_state FROM pg_stat_replication \
+             WHERE application_name = '{STANDBY_NAME}' AND state = 'streaming'"
+        );
+        self.wait(&format!("the standby to stream as {wanted}"), || {
+            self.primary.try_psql("postgres", &sql).as_deref() == Ok(wanted)
+        });
+    }
+
+    /// Waits until the standby has replayed everything the primary has
+    /// written so far.
+    pub fn wait_for_catch_up(&self) {
+        let lsn = self.primary.psql("postgres", "SELECT pg_current_wal_lsn()");
+        let sql = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+        self.wait(&format!("the standby to replay up to {lsn}"), || {
+            self.standby.try_psql("postgres", &sql).as_deref() == Ok("t")
+        });
+    }
+
+    /// Stops the standby from receiving anything more (clears its
+    /// `primary_conninfo` and waits until its WAL receiver is gone) while
+    /// the primary keeps running. In asynchronous mode the primary keeps
+    /// acknowledging commits the standby will never see; in synchronous
+    /// mode its commits wait.
+    pub fn detach_standby(&self) {
+        self.standby
+            .psql("postgres", "ALTER SYSTEM SET primary_conninfo = ''");
+        self.standby.psql("postgres", "SELECT pg_reload_conf()");
+        self.wait("the standby's WAL receiver to stop", || {
+            self.standby
+                .try_psql("postgres", "SELECT count(*) FROM pg_stat_wal_receiver")
+                .as_deref()
+                == Ok("0")
+                && self
+                    .primary
+                    .try_psql("postgres", "SELECT count(*) FROM pg_stat_replication")
+                    .as_deref()
+                    == Ok("0")
+        });
+    }
+
+    /// `kill -9` of the primary's postmaster; see [`PgServer::kill_hard`].
+    pub fn kill_primary_hard(&self) {
+        self.primary.kill_hard();
+    }
+
+    /// Promotes the standby (`pg_ctl promote -w`) and waits until it is
+    /// out of recovery, i.e. accepts writes.
+    pub fn promote_standby(&self) {
+        self.standby.pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.standby.data_dir().display().to_string(),
+                "-w",
+                "-t",
+                "60",
+                "promote",
+            ],
+        );
+        self.wait("the promoted standby to leave recovery", || {
+            self.standby
+                .try_psql("postgres", "SELECT pg_is_in_recovery()")
+                .as_deref()
+                == Ok("f")
+        });
+    }
+
+    /// Polls `done` for up to 60 s; panics with both servers' logs if it
+    /// never holds.
+    fn wait(&self, what: &str, done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut done = done;
+        while !done() {
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out waiting for {what}\nprimary log:\n{}\nstandby log:\n{}",
+                    self.primary.log(),
+                    self.standby.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Polls `done` every 20 ms for up to `limit`; panics naming `what`.
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` names a live (not zombie) process.
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 

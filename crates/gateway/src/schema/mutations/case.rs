@@ -199,7 +199,7 @@ impl CaseMutation {
             &input,
         )?;
         let customer_id = parse_id(&input.customer_id, d::CustomerId::parse, "customerId")?;
-        let uuid = write.mint()?;
+        let uuid = write.mint().await?;
         let case_id = typed_id(uuid, d::CaseId::new)?;
         let priority: d::Priority = input.priority.into();
         let command = CaseCommand::Open {
@@ -426,7 +426,7 @@ impl CaseMutation {
             }),
             None => None,
         };
-        let uuid = write.mint()?;
+        let uuid = write.mint().await?;
         let id = typed_id(uuid, d::InteractionId::new)?;
         let command = InteractionCommand::Record {
             interaction_id: id,
@@ -471,7 +471,7 @@ impl CaseMutation {
             &input,
         )?;
         let author = parse_opt_id(input.author_id.as_ref(), d::AgentId::parse, "authorId")?;
-        let uuid = write.mint()?;
+        let uuid = write.mint().await?;
         let note_id = typed_id(uuid, d::NoteId::new)?;
         let (target, outcome) = match input.on {
             NoteOn::Case => {

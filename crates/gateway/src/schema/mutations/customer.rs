@@ -121,7 +121,7 @@ impl CustomerMutation {
             None,
             &input,
         )?;
-        let uuid = write.mint()?;
+        let uuid = write.mint().await?;
         let id = typed_id(uuid, d::CustomerId::new)?;
         let command = Command::Register {
             customer_id: id,
@@ -326,10 +326,20 @@ impl CustomerMutation {
         if let Some(vault) = write.shared.vault.clone() {
             let store = write.shared.store.clone();
             let ws = write.ws;
-            tokio::task::spawn_blocking(move || crate::shredding::forget(&vault, &store, ws, id))
-                .await
-                .map_err(|e| ApiError::internal(e).extend())?
-                .map_err(|e| ApiError::from(e).extend())?;
+            let forgot = tokio::task::spawn_blocking(move || {
+                crate::shredding::forget(&vault, &store, ws, id)
+            })
+            .await
+            .map_err(|e| ApiError::internal(e).extend())?
+            .map_err(|e| ApiError::from(e).extend())?;
+            // Other nodes destroy their copies when they copy the event; the shared row
+            // becomes a tombstone so no node ever fetches the key again.
+            if let Some(keys) = write.shared.bus.key_share() {
+                let ids: Vec<d::CustomerId> = forgot.iter().map(|(c, _)| *c).collect();
+                keys.forget(ws, &ids)
+                    .await
+                    .map_err(|e| ApiError::from(e).extend())?;
+            }
         }
         payload(&write, &outcome, id)
     }

@@ -217,7 +217,7 @@ impl FeedbackMutation {
             }
         };
         let score = score(input.scale, input.score)?;
-        let uuid = write.mint()?;
+        let uuid = write.mint().await?;
         let id = typed_id(uuid, d::SurveyId::new)?;
         let command = SurveyCommand::Answer {
             survey_id: id,
@@ -280,7 +280,7 @@ impl FeedbackMutation {
         };
         let agent = parse_opt_id(input.agent_id.as_ref(), d::AgentId::parse, "agentId")?;
         let team = parse_opt_id(input.team_id.as_ref(), d::TeamId::parse, "teamId")?;
-        let uuid = write.mint()?;
+        let uuid = write.mint().await?;
         let id = typed_id(uuid, d::FollowUpId::new)?;
         let command = FollowUpCommand::Schedule {
             follow_up_id: id,
@@ -393,7 +393,7 @@ impl FeedbackMutation {
             .iter()
             .map(|t| parse_id(t, d::TeamId::parse, "teamIds"))
             .collect::<async_graphql::Result<Vec<_>>>()?;
-        let uuid = write.mint()?;
+        let uuid = write.mint().await?;
         let id = typed_id(uuid, d::AgentId::new)?;
         let command = AgentCommand::Register {
             agent_id: id,
@@ -445,7 +445,7 @@ impl FeedbackMutation {
             }
         };
         let reward = reward(&input.reward)?;
-        let uuid = write.mint()?;
+        let uuid = write.mint().await?;
         let recognition_id = typed_id(uuid, d::RecognitionId::new)?;
         let command = AgentCommand::Recognise {
             recognition_id,

@@ -78,12 +78,13 @@ impl<'a> Write<'a> {
 
     /// A new UUID v7 for the object this mutation creates, or the one an earlier try with the
     /// same `clientMutationId` created.
-    pub fn mint(&self) -> async_graphql::Result<Uuid> {
+    pub async fn mint(&self) -> async_graphql::Result<Uuid> {
         if let Some(retry) = self.retry() {
             let earlier = self
                 .shared
                 .bus
                 .recall(&self.actor, &retry)
+                .await
                 .map_err(|e| ApiError::from(e).extend())?;
             if let Some(id) = earlier.and_then(|r| r.object_id) {
                 return Ok(id);
