@@ -42,12 +42,13 @@ STORE="host=$WORK port=$PORT user=sijil dbname=crm"
 "$SIJIL" master-key | tail -n 1 >"$WORK/master.key"
 KEY=$WORK/master.key
 
-# Starts `sijil serve` with the given arguments; sets $url and $pid; waits for /readyz.
+# Runs `sijil ARGS… --listen 127.0.0.1:0` (ARGS ends with `serve [flags]`); sets $url and $pid;
+# waits for /readyz.
 start_node() {
   local name=$1
   shift
   local log=$OUT/serve-$name.log
-  "$SIJIL" --master-key-file "$KEY" "$@" serve --listen 127.0.0.1:0 >"$log" 2>&1 &
+  "$SIJIL" --master-key-file "$KEY" "$@" --listen 127.0.0.1:0 >"$log" 2>&1 &
   pid=$!
   pids+=("$pid")
   url=""
@@ -73,12 +74,12 @@ demo_out=$("$SIJIL" --master-key-file "$KEY" --data "$WORK/sled" demo --customer
 echo "$demo_out" | tail -n 2
 WS=$(echo "$demo_out" | sed -n 's/.*workspace \([0-9a-f-]*\).*/\1/p' | head -n 1)
 TOKEN_SLED=$("$SIJIL" --master-key-file "$KEY" --data "$WORK/sled" token create --workspace "$WS" --role admin | sed -n 's/^secret: *//p')
-start_node sled --data "$WORK/sled"
+start_node sled --data "$WORK/sled" serve
 SLED_URL=$url
 SLED_PID=$pid
 
 # Node A fills the empty database with the same demo (written locally, then sent).
-start_node a --store "$STORE" --data "$WORK/a" --demo --demo-customers "$CUSTOMERS"
+start_node a --store "$STORE" --data "$WORK/a" serve --demo --demo-customers "$CUSTOMERS"
 A_URL=$url
 A_PID=$pid
 grep -E '^(demo|sent)' "$OUT/serve-a.log" || true
@@ -87,7 +88,7 @@ TOKEN=$(sed -n 's/^admin token for workspace [^:]*: \(sjl_[0-9a-f]*\).*/\1/p' "$
 
 # Node B copies the log (timed).
 copy_start=$(date +%s.%N)
-start_node b --store "$STORE" --data "$WORK/b"
+start_node b --store "$STORE" --data "$WORK/b" serve
 B_URL=$url
 B_PID=$pid
 copy_secs=$(python3 -c "import time; print(round(time.time() - $copy_start, 1))")
@@ -102,4 +103,12 @@ load pg-write-32-two-nodes --url "$A_URL,$B_URL" --scenario write --clients 32
 TOKEN=$TOKEN_SLED load sled-timeline-32 --url "$SLED_URL" --scenario timeline --clients 32 --server-pid "$SLED_PID"
 load pg-timeline-32-one-node --url "$A_URL" --scenario timeline --clients 32 --server-pid "$A_PID"
 load pg-timeline-32-two-nodes --url "$A_URL,$B_URL" --scenario timeline --clients 32
+# The same reads with each node pinned to a core of its own (taskset), so a second node
+# brings a core the first could not use (PostgreSQL and sijil-load still float).
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  taskset -apc 0 "$A_PID" >/dev/null
+  taskset -apc 1 "$B_PID" >/dev/null
+  load pg-timeline-32-one-node-pinned --url "$A_URL" --scenario timeline --clients 32
+  load pg-timeline-32-two-nodes-pinned --url "$A_URL,$B_URL" --scenario timeline --clients 32
+fi
 echo "{\"events\": $events, \"copy_seconds\": $copy_secs, \"cores\": $(nproc)}" >"$OUT/pg-setup.json"

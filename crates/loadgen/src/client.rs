@@ -1,7 +1,7 @@
 //! Owns talking GraphQL over HTTP to the server: one POST per operation with
 //! the bearer token, and the error code of a failed answer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,9 @@ pub struct Client {
     http: reqwest::Client,
     urls: Arc<[String]>,
     next: Arc<AtomicUsize>,
+    /// With several nodes: the highest position a write returned, sent as
+    /// `x-sijil-min-position` so a request on another node sees every acknowledged write.
+    seen: Arc<AtomicU64>,
     token: String,
 }
 
@@ -38,6 +41,7 @@ impl Client {
                 .map(|base| format!("{}/graphql", base.trim_end_matches('/')))
                 .collect(),
             next: Arc::new(AtomicUsize::new(0)),
+            seen: Arc::new(AtomicU64::new(0)),
             token: token.to_string(),
         })
     }
@@ -45,10 +49,15 @@ impl Client {
     /// Runs `query` with `variables`; returns `data` and how long it took.
     pub async fn run(&self, query: &str, variables: Value) -> (Result<Value, Failure>, Duration) {
         let start = Instant::now();
-        let sent = self
+        let mut request = self
             .http
             .post(&self.urls[self.next.fetch_add(1, Ordering::Relaxed) % self.urls.len()])
-            .bearer_auth(&self.token)
+            .bearer_auth(&self.token);
+        let seen = self.seen.load(Ordering::Acquire);
+        if self.urls.len() > 1 && seen > 0 {
+            request = request.header("x-sijil-min-position", seen.to_string());
+        }
+        let sent = request
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await;
@@ -62,8 +71,21 @@ impl Client {
                 }
             }
         };
+        if let (Ok(data), true) = (&result, self.urls.len() > 1) {
+            if let Some(position) = written_position(data) {
+                self.seen.fetch_max(position, Ordering::AcqRel);
+            }
+        }
         (result, start.elapsed())
     }
+}
+
+/// The `position` a mutation's payload returned (`data.<mutation>.position`), if any.
+fn written_position(data: &Value) -> Option<u64> {
+    data.as_object()?
+        .values()
+        .filter_map(|payload| payload.get("position").and_then(Value::as_u64))
+        .max()
 }
 
 /// `data` of a successful answer, or the code of its first error.
@@ -89,6 +111,13 @@ fn outcome(status: u16, body: Value) -> Result<Value, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mutation_payload_gives_its_position() {
+        assert_eq!(written_position(&json!({"recordInteraction": {"position": 42}})), Some(42));
+        assert_eq!(written_position(&json!({"customer": {"id": "x"}})), None);
+        assert_eq!(written_position(&json!([1, 2])), None);
+    }
 
     #[test]
     fn first_error_code_wins_and_data_is_returned() {

@@ -528,24 +528,31 @@ async fn append_throughput() {
         for w in 0..writers {
             let log = log.clone();
             tasks.push(tokio::spawn(async move {
-                let mut n = 0u64;
+                let mut took = Vec::new();
                 while started.elapsed().as_secs_f64() < seconds {
+                    let one = Instant::now();
                     log.append(&format!("w-{w}"), ExpectedVersion::Any, events("Bench", 1))
                         .await
                         .unwrap();
-                    n += 1;
+                    took.push(one.elapsed());
                 }
-                n
+                took
             }));
         }
-        let mut total = 0;
+        let mut took = Vec::new();
         for t in tasks {
-            total += t.await.unwrap();
+            took.extend(t.await.unwrap());
         }
+        let total = took.len() as u64;
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
         let elapsed = started.elapsed().as_secs_f64();
         println!(
-            "writers {writers:>3}: {total} appends in {elapsed:.1}s = {:.0} appends/s",
-            total as f64 / elapsed
+            "writers {writers:>3}: {total} appends in {elapsed:.1}s = {:.0} appends/s, \
+             p50 {:.2} ms, p99 {:.2} ms",
+            total as f64 / elapsed,
+            at(0.5),
+            at(0.99)
         );
         assert!(log.verify().await.unwrap().is_ok());
         let ids: BTreeSet<u64> = (1..=total).collect();
