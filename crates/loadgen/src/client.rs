@@ -114,7 +114,10 @@ mod tests {
 
     #[test]
     fn a_mutation_payload_gives_its_position() {
-        assert_eq!(written_position(&json!({"recordInteraction": {"position": 42}})), Some(42));
+        assert_eq!(
+            written_position(&json!({"recordInteraction": {"position": 42}})),
+            Some(42)
+        );
         assert_eq!(written_position(&json!({"customer": {"id": "x"}})), None);
         assert_eq!(written_position(&json!([1, 2])), None);
     }
