@@ -6,10 +6,9 @@
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use crate::canonical::compute_hash;
 use crate::codec;
 use crate::error::StoreError;
-use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
+use crate::event::{AppendResult, ExpectedVersion, NewEvent};
 use crate::layout::{
     decode_last_position, decode_u64, position_key, stream_key, Head, META_LAST_POSITION,
 };
@@ -150,25 +149,7 @@ impl Tx<'_> {
         for new in events {
             position += 1;
             version += 1;
-            let mut event = RecordedEvent {
-                position,
-                stream_id: stream.to_owned(),
-                version,
-                event_id: new.event_id,
-                workspace_id: new.workspace_id,
-                event_type: new.event_type.clone(),
-                schema_version: new.schema_version,
-                occurred_at: new.occurred_at,
-                recorded_at,
-                actor: new.actor.clone(),
-                on_behalf_of: new.on_behalf_of.clone(),
-                correlation_id: new.correlation_id,
-                causation_id: new.causation_id,
-                payload: new.payload.clone(),
-                prev_hash,
-                hash: [0; 32],
-            };
-            event.hash = compute_hash(&event);
+            let event = new.record(stream, position, version, recorded_at, prev_hash);
             prev_hash = event.hash;
             let envelope = codec::encode(&event).map_err(abort)?;
             let position_bytes = position.to_be_bytes();

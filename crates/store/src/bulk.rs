@@ -29,7 +29,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
-use crate::canonical::compute_hash;
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
@@ -276,28 +275,11 @@ impl Store {
                 }
                 position += 1;
                 version += 1;
-                let mut event = RecordedEvent {
-                    position,
-                    stream_id: stream.to_owned(),
-                    version,
-                    event_id: new.event_id,
-                    workspace_id: new.workspace_id,
-                    event_type: new.event_type.clone(),
-                    schema_version: new.schema_version,
-                    occurred_at: new.occurred_at,
-                    recorded_at: match recorded_at {
-                        RecordedAt::StoreClock => clock,
-                        RecordedAt::OccurredAt => new.occurred_at,
-                    },
-                    actor: new.actor.clone(),
-                    on_behalf_of: new.on_behalf_of.clone(),
-                    correlation_id: new.correlation_id,
-                    causation_id: new.causation_id,
-                    payload: new.payload.clone(),
-                    prev_hash,
-                    hash: [0; 32],
+                let at = match recorded_at {
+                    RecordedAt::StoreClock => clock,
+                    RecordedAt::OccurredAt => new.occurred_at,
                 };
-                event.hash = compute_hash(&event);
+                let event = new.record(stream, position, version, at, prev_hash);
                 prev_hash = event.hash;
                 envelopes.push((position_key(position), codec::encode(&event)?));
                 stream_entries.push((stream_key(stream, version), position.to_be_bytes()));

@@ -37,6 +37,39 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// This event as stored at `position`, as `version` of `stream`, chained to `prev_hash`
+    /// (the stream's previous hash, zeros for its first event), with its own hash computed:
+    /// the one place every backend turns an append into an envelope.
+    pub fn record(
+        &self,
+        stream: &str,
+        position: u64,
+        version: u64,
+        recorded_at: i64,
+        prev_hash: [u8; 32],
+    ) -> RecordedEvent {
+        let mut event = RecordedEvent {
+            position,
+            stream_id: stream.to_owned(),
+            version,
+            event_id: self.event_id,
+            workspace_id: self.workspace_id,
+            event_type: self.event_type.clone(),
+            schema_version: self.schema_version,
+            occurred_at: self.occurred_at,
+            recorded_at,
+            actor: self.actor.clone(),
+            on_behalf_of: self.on_behalf_of.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            payload: self.payload.clone(),
+            prev_hash,
+            hash: [0; 32],
+        };
+        event.hash = crate::canonical::compute_hash(&event);
+        event
+    }
+
     /// Whether `stored` carries exactly what this event asks to append
     /// (the idempotency check of every backend: same id, same content).
     pub fn is_stored_as(&self, stored: &RecordedEvent) -> bool {

@@ -35,7 +35,6 @@ use std::collections::HashMap;
 use deadpool_postgres::{Pool, Transaction};
 use uuid::Uuid;
 
-use crate::canonical::compute_hash;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
 
@@ -263,25 +262,7 @@ fn build(
     for new in &append.events {
         position += 1;
         version += 1;
-        let mut event = RecordedEvent {
-            position,
-            stream_id: append.stream.clone(),
-            version,
-            event_id: new.event_id,
-            workspace_id: new.workspace_id,
-            event_type: new.event_type.clone(),
-            schema_version: new.schema_version,
-            occurred_at: new.occurred_at,
-            recorded_at,
-            actor: new.actor.clone(),
-            on_behalf_of: new.on_behalf_of.clone(),
-            correlation_id: new.correlation_id,
-            causation_id: new.causation_id,
-            payload: new.payload.clone(),
-            prev_hash,
-            hash: [0; 32],
-        };
-        event.hash = compute_hash(&event);
+        let event = new.record(&append.stream, position, version, recorded_at, prev_hash);
         prev_hash = event.hash;
         columns.push(event)?;
     }
