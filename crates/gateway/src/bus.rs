@@ -486,11 +486,16 @@ impl CommandBus {
                 }
                 recorded = true;
             }
-            let (new_events, sealed_for) =
+            let (mut new_events, sealed_for) =
                 self.to_new_events(actor, &stream_id, subject, &events, base_id)?;
             if let (Some(keys), Some(ws)) = (&self.keys, sealed_for.first().map(|(ws, _)| *ws)) {
                 let customers: Vec<CustomerId> = sealed_for.iter().map(|(_, c)| *c).collect();
-                keys.publish(ws, &customers).await?;
+                if keys.publish(ws, &customers).await? {
+                    // Another node's key for this customer won: seal with it instead.
+                    new_events = self
+                        .to_new_events(actor, &stream_id, subject, &events, base_id)?
+                        .0;
+                }
             }
             let expectation = match version {
                 Some(v) => ExpectedVersion::Exact(v),

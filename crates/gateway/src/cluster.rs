@@ -69,10 +69,17 @@ impl KeyShare {
     }
 
     /// Makes sure every node can read what this node sealed for `customers`: publishes each
-    /// key not yet shared. When another node shared a different key first (both made one at
-    /// once) or the customer was forgotten elsewhere, the command fails
-    /// ([`VaultError::KeyConflict`] / [`VaultError::Forgotten`]) and nothing is appended.
-    pub async fn publish(&self, ws: WorkspaceId, customers: &[CustomerId]) -> Result<(), BusError> {
+    /// key not yet shared. Returns `true` when another node had shared a different key for one
+    /// of them first (both made one at once): this node then adopts that key (its own was
+    /// never used for anything durable, since it was not yet published) and the caller must
+    /// seal again. A customer forgotten elsewhere fails the command
+    /// ([`VaultError::Forgotten`]); nothing is appended.
+    pub async fn publish(
+        &self,
+        ws: WorkspaceId,
+        customers: &[CustomerId],
+    ) -> Result<bool, BusError> {
+        let mut rekeyed = false;
         for &customer in customers {
             if self.is_published(ws, customer) {
                 continue;
@@ -86,17 +93,24 @@ impl KeyShare {
                 .shared_insert_new(Space::VaultKeys, &key, &sealed)
                 .await?
             {
-                // Someone shared first: take theirs (a different live key is a conflict, a
-                // tombstone forgets the customer here too).
+                // Someone shared first: the same key is fine, a tombstone forgets the customer
+                // here too, a different key replaces ours.
                 let bundle = self.vault.open_shared(&theirs)?;
-                self.vault.import_keys(&bundle)?;
+                match self.vault.import_keys(&bundle) {
+                    Ok(_) => {}
+                    Err(VaultError::KeyConflict { .. }) => {
+                        self.vault.adopt(&bundle)?;
+                        rekeyed = true;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 if self.vault.is_forgotten(ws, customer)? {
                     return Err(VaultError::Forgotten(customer).into());
                 }
             }
             self.mark_published(ws, customer);
         }
-        Ok(())
+        Ok(rekeyed)
     }
 
     /// Shares every key and tombstone of the vault not yet shared (after this node filled its

@@ -565,6 +565,37 @@ impl Vault {
         KeyBundle::open(&self.inner.master, bytes)
     }
 
+    /// Replaces this vault's data keys for the live customers of `bundle` with the bundle's,
+    /// durably. Only for a key this node made but never used for anything durable, when
+    /// another node sharing the log published a different key for the same customer first:
+    /// the caller seals again with the adopted key. Tombstones in `bundle` are ignored.
+    pub fn adopt(&self, bundle: &KeyBundle) -> Result<(), VaultError> {
+        let mut state = self.write_state();
+        let mut batch = sled::Batch::default();
+        for (key, data_key) in &bundle.live {
+            if let Some(Entry::Forgotten) = Self::load(&self.inner.keys, &mut state, key)? {
+                let (_, customer) = split_key(key);
+                let customer = CustomerId::new(customer).map_err(|_| {
+                    VaultError::Corrupt("a vault key does not name a customer".into())
+                })?;
+                return Err(VaultError::Forgotten(customer));
+            }
+            batch.insert(&key[..], encode_live(&state.kek, key, data_key)?);
+        }
+        self.inner
+            .keys
+            .apply_batch(batch)
+            .map_err(VaultError::sled("adopt data keys"))?;
+        self.inner
+            .db
+            .flush()
+            .map_err(VaultError::sled("flush vault"))?;
+        for (key, data_key) in &bundle.live {
+            state.cache.insert(*key, Entry::Live(data_key.clone()));
+        }
+        Ok(())
+    }
+
     /// Whether this vault holds an entry (a live key, or a tombstone) for `customer`.
     pub fn holds(&self, ws: WorkspaceId, customer: CustomerId) -> Result<bool, VaultError> {
         Ok(self.entry(&entry_key(ws, customer))?.is_some())
