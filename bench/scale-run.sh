@@ -69,6 +69,11 @@ for customers in "${SIZES[@]}"; do
   done
   [ -n "$url" ] || { echo "server did not start; see $log" >&2; exit 1; }
   until curl -sf "$url/readyz" >/dev/null; do sleep 1; done
+  # /readyz turns ready once serve stops waiting for the catch-up (at most 10 minutes); measure
+  # only once every projection has applied the whole log.
+  until curl -sf "$url/metrics" | awk '/^sijil_projection_lag_events/ { if ($2 + 0 > 0) bad = 1 } END { exit bad }'; do
+    sleep 5
+  done
   ready_secs=$(python3 -c "import time; print(round(time.time() - $started, 2))")
   rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   echo "== $events events: caught up in ${ready_secs}s, RSS ${rss_idle} KiB"

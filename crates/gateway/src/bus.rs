@@ -186,9 +186,41 @@ type SealedFor = (WorkspaceId, CustomerId);
 /// An aggregate's state, its stream version, and the customer the stream's first event names.
 type Loaded<A> = (<A as Aggregate>::State, Option<u64>, Option<CustomerId>);
 
+/// How many locks the streams of a node are spread over (see [`StreamTurns`]).
+const STREAM_TURN_STRIPES: usize = 1024;
+
+/// Commands on one stream take turns on a node: each holds its stream's turn from loading the
+/// aggregate to the durable append. Concurrent writers on one node then never race each
+/// other's optimistic checks (only writers on other nodes can, which the retry loop handles),
+/// so a hot stream cannot starve a writer through repeated conflicts. Streams share
+/// [`STREAM_TURN_STRIPES`] locks by hash: unrelated commands rarely wait on each other, and
+/// then only for one append.
+struct StreamTurns {
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+}
+
+impl StreamTurns {
+    fn new() -> StreamTurns {
+        StreamTurns {
+            stripes: (0..STREAM_TURN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    async fn take(&self, stream: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        stream.hash(&mut hasher);
+        let stripe = usize::try_from(hasher.finish() % STREAM_TURN_STRIPES as u64).unwrap_or(0);
+        self.stripes[stripe].lock().await
+    }
+}
+
 /// Runs commands against the store.
 #[derive(Clone)]
 pub struct CommandBus {
+    turns: Arc<StreamTurns>,
     store: Store,
     mutations: sled::Tree,
     vault: Option<Vault>,
@@ -220,6 +252,7 @@ impl CommandBus {
             _ => None,
         };
         Ok(CommandBus {
+            turns: Arc::new(StreamTurns::new()),
             store,
             mutations,
             vault,
@@ -416,6 +449,7 @@ impl CommandBus {
             }
         }
 
+        let _turn = self.turns.take(&stream_id).await;
         let mut last_conflict = None;
         for attempt in 0..MAX_ATTEMPTS {
             let (state, version, subject) = if attempt == 0 {

@@ -48,7 +48,7 @@ pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
     // On PostgreSQL, --demo fills only an empty log: the demo is written to this node's
     // store and then sent to PostgreSQL when the node joins.
     let log_is_empty = match &common.postgres {
-        Some(url) => runtime.block_on(async {
+        Some(url) if config.demo => runtime.block_on(async {
             let log = crate::cluster::connect(url).await?;
             let head = log
                 .head()
@@ -57,7 +57,7 @@ pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
             log.close();
             Ok::<bool, anyhow::Error>(head == 0)
         })?,
-        None => true,
+        _ => true,
     };
     if config.demo {
         if store.head_position() == 0 && log_is_empty {
@@ -73,10 +73,7 @@ pub fn run(common: &Common, config: ServeConfig) -> Result<()> {
             store_dir::mark(&common.data, &store)?;
             workspace = workspace.or(Some(report.workspace));
         } else {
-            println!(
-                "demo: the store already holds {} events; --demo only fills an empty store",
-                store.head_position().max(u64::from(!log_is_empty))
-            );
+            println!("demo: the log already holds events; --demo only fills an empty store");
         }
     }
     let result = runtime.block_on(serve(
