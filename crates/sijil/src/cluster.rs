@@ -7,7 +7,7 @@
 //! a node holds that key. This module joins a node to the log at `serve` start, and runs
 //! `token` and `verify` against PostgreSQL.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use sijil_gateway::auth::TokenStore;
@@ -98,14 +98,6 @@ pub async fn join(url: &str, store: &Store, vault: &Vault, tokens: &TokenStore) 
         replica,
         head_at_join,
     })
-}
-
-/// Waits until the local copy holds `head` (at most `limit`); `false` on time-out.
-pub async fn copied(store: &Store, head: u64, limit: Duration) -> bool {
-    let mut watch = store.watch_head();
-    tokio::time::timeout(limit, watch.wait_for(|h| *h >= head))
-        .await
-        .is_ok_and(|r| r.is_ok())
 }
 
 /// Whether this node should make the cluster's first admin token: no token exists and no

@@ -121,7 +121,7 @@ async fn serve(
                 .context("opening the token store")?;
             let joined = crate::cluster::join(url, &store, &vault, &tokens).await?;
             tracing::info!(head = joined.head_at_join, "copying the PostgreSQL log");
-            if !crate::cluster::copied(&store, joined.head_at_join, CATCH_UP_LIMIT).await {
+            if !sijil_store::replica::copied(&store, joined.head_at_join, CATCH_UP_LIMIT).await {
                 tracing::warn!("the local copy of the log is not caught up; serving anyway");
             }
             Some(joined)

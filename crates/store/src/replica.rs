@@ -206,44 +206,23 @@ pub(crate) async fn append_upstream(
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
 ) -> Result<AppendResult, StoreError> {
-    match log.append(stream, expected, events).await {
-        Ok(result) => {
-            if !wait_until(store, ACK_WAIT, |s| {
-                Ok(s.head_position() >= result.last_position)
-            })
-            .await?
-            {
-                tracing::warn!(
-                    position = result.last_position,
-                    "acknowledged by PostgreSQL, but the local copy has not caught up yet"
-                );
-            }
-            Ok(result)
-        }
-        Err(e) => Err(e),
+    let result = log.append(stream, expected, events).await?;
+    if !copied(store, result.last_position, ACK_WAIT).await {
+        tracing::warn!(
+            position = result.last_position,
+            "acknowledged by PostgreSQL, but the local copy has not caught up yet"
+        );
     }
+    Ok(result)
 }
 
-/// Waits (at most `limit`) until `done` holds for the local copy, re-checking on every head
-/// change. `Ok(false)` on time-out.
-async fn wait_until(
-    store: &Store,
-    limit: Duration,
-    done: impl Fn(&Store) -> Result<bool, StoreError>,
-) -> Result<bool, StoreError> {
+/// Waits (at most `limit`) until the local copy in `store` holds `position`; `false` on
+/// time-out.
+pub async fn copied(store: &Store, position: u64, limit: Duration) -> bool {
     let mut head = store.watch_head();
-    let wait = async {
-        loop {
-            head.borrow_and_update();
-            if done(store)? {
-                return Ok(true);
-            }
-            if head.changed().await.is_err() {
-                return Ok(false);
-            }
-        }
-    };
-    tokio::time::timeout(limit, wait).await.unwrap_or(Ok(false))
+    tokio::time::timeout(limit, head.wait_for(|h| *h >= position))
+        .await
+        .is_ok_and(|r| r.is_ok())
 }
 
 async fn follow(
