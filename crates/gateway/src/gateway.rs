@@ -178,6 +178,7 @@ impl Gateway {
             limiter: Arc::clone(&self.inner.limiter),
             config: self.inner.config.clone(),
             shared: Arc::clone(&self.inner.shared),
+            queries: Arc::new(crate::query_cache::QueryCache::new()),
             ready: Arc::new(move || {
                 flag.load(Ordering::Acquire)
                     && projections

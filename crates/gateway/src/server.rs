@@ -38,6 +38,8 @@ pub struct HttpState {
     pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
     /// The handles requests run against (for waiting on `x-sijil-min-position`).
     pub shared: Arc<crate::context::Shared>,
+    /// Documents parsed before, by query text.
+    pub queries: Arc<crate::query_cache::QueryCache>,
 }
 
 /// Request header: answer only once this node's read models hold the caller's workspace up
@@ -313,6 +315,7 @@ async fn execute(
     read_only: bool,
     started: Instant,
 ) -> Response {
+    state.queries.prepare(&mut request);
     let kind = match request.parsed_query() {
         Ok(doc) => {
             let mutation = doc

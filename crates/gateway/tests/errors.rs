@@ -488,3 +488,46 @@ async fn a_request_over_the_time_limit_is_stopped() {
     assert_eq!(code(&body), "VALIDATION");
     assert_eq!(body["errors"][0]["extensions"]["reason"], "TIMEOUT");
 }
+
+#[tokio::test]
+async fn a_query_text_sent_again_is_answered_afresh_from_the_parse_cache() {
+    // Parsed documents are kept by query text (`query_cache`): a repeated text must still be
+    // answered for its own variables and caller, a broken text must fail the same way every
+    // time, and a mutation text seen over POST must still be refused over GET.
+    let server = TestServer::start().await;
+    let agent = server.token(workspace(), Role::Agent);
+    let a = register(&server, &agent, "PC-A").await;
+    let b = register(&server, &agent, "PC-B").await;
+    let read = "query($id: ID!) { customer(id: $id) { reference } }";
+    for _ in 0..3 {
+        for (id, reference) in [(&a, "PC-A"), (&b, "PC-B")] {
+            let data = server.ok(&agent, read, json!({ "id": id })).await;
+            assert_eq!(data["customer"]["reference"], reference);
+        }
+    }
+    // Another workspace sending the same text learns nothing about these customers.
+    let stranger = server.token(workspace(), Role::Agent);
+    let body = server.gql(&stranger, read, json!({ "id": a })).await;
+    assert_eq!(code(&body), "NOT_FOUND");
+    // A text that does not parse fails alike, twice.
+    let broken = "query($id: ID!) { customer(id: $id) { reference }";
+    let first = server.gql(&agent, broken, json!({ "id": a })).await;
+    let again = server.gql(&agent, broken, json!({ "id": a })).await;
+    assert!(first["errors"][0]["message"].is_string(), "{first}");
+    assert_eq!(first["errors"], again["errors"]);
+    // A mutation text, first over POST (parsed and kept), then over GET: still refused.
+    let register = "mutation { registerCustomer(input: {reference: \"PC-G\", displayName: \"G\", language: \"en\", timeZone: \"UTC\"}) { version } }";
+    let posted = server.ok(&agent, register, json!({})).await;
+    assert_eq!(posted["registerCustomer"]["version"], 1);
+    let head = server.head();
+    let resp = server
+        .http
+        .get(format!("{}/graphql", server.url))
+        .query(&[("query", register)])
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(server.head(), head);
+}

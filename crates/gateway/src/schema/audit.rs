@@ -402,6 +402,7 @@ impl AuditQuery {
                 customer,
                 version,
                 source: TimelineSource::AsOf(Arc::new(timeline)),
+                folded: false,
             },
         })
     }

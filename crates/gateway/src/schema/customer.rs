@@ -37,6 +37,9 @@ pub struct CustomerNode {
     /// The stream version this state was folded at (pass it as `expectedVersion`).
     pub version: u64,
     pub source: TimelineSource,
+    /// Whether `customer` was folded from their own stream in this request (then its
+    /// `forgotten` is the stream's word and need not be looked up again).
+    pub folded: bool,
 }
 
 /// A customer's standing.
@@ -61,6 +64,7 @@ pub fn load(
         customer: c.clone(),
         version: version.unwrap_or(0),
         source: TimelineSource::Live,
+        folded: true,
     }))
 }
 
@@ -81,13 +85,13 @@ fn from_directory(
     mut entry: DirectoryEntry,
 ) -> async_graphql::Result<CustomerNode> {
     if shared.vault.is_some() {
-        use crate::schema::erasure::shown_text;
         use d::personal::PersonalField as F;
+        let mut reveal = crate::schema::erasure::Reveal::new(shared, ws);
         let id = entry.customer_id;
-        entry.reference = shown_text(shared, ws, id, F::CustomerReference, &entry.reference);
-        entry.display_name = shown_text(shared, ws, id, F::DisplayName, &entry.display_name);
+        entry.reference = reveal.text(id, F::CustomerReference, &entry.reference);
+        entry.display_name = reveal.text(id, F::DisplayName, &entry.display_name);
         for point in &mut entry.contact_points {
-            point.value = shown_text(shared, ws, id, F::ContactPointValue, &point.value);
+            point.value = reveal.text(id, F::ContactPointValue, &point.value);
         }
     }
     let stream = d::StreamRef::Customer(entry.customer_id).stream_id();
@@ -112,6 +116,7 @@ fn from_directory(
         },
         version,
         source: TimelineSource::Live,
+        folded: false,
     })
 }
 
@@ -129,13 +134,17 @@ pub struct CustomerConnection {
     pub page_info: PageInfo,
 }
 
-/// One entry of a customer's timeline.
-pub struct TimelineEntryNode(pub TimelineEntry);
+/// One entry of a customer's timeline, with the workspace-local position of its event once
+/// known (a timeline page translates its positions in one go; see `positions::locals`).
+pub struct TimelineEntryNode(pub TimelineEntry, pub Option<u64>);
 
 #[Object(name = "TimelineEntry")]
 impl TimelineEntryNode {
     /// Position of the event behind the entry, local to the workspace (as in `allEvents`).
     async fn position(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        if let Some(local) = self.1 {
+            return Ok(local);
+        }
         let shared = shared(ctx)?;
         let ws = workspace(ctx)?;
         crate::schema::positions::local(shared, ws, self.0.position).await
@@ -214,12 +223,15 @@ pub struct TimelineArgs {
     pub to: Option<DateTime>,
 }
 
-/// Reads one page of `customer`'s timeline from `tree`.
+/// Reads one page of `customer`'s timeline from `tree`; `forgotten` is whether the
+/// customer's stream, as the caller just loaded it, says they were forgotten (`None`: not
+/// loaded, look it up).
 pub fn timeline_page(
     tree: &sled::Tree,
     shared: &Shared,
     ws: d::WorkspaceId,
     customer: d::CustomerId,
+    forgotten: Option<bool>,
     args: TimelineArgs,
 ) -> async_graphql::Result<TimelineConnection> {
     if args.first.is_some() && args.last.is_some() {
@@ -258,15 +270,17 @@ pub fn timeline_page(
     };
     let page = timeline::page(tree, ws, customer, &query).map_err(projection_error)?;
     let total = timeline::count(tree, ws, customer).map_err(projection_error)?;
+    let mut reveal = crate::schema::erasure::Reveal::new(shared, ws);
+    if let Some(forgotten) = forgotten {
+        reveal = reveal.knowing(customer, forgotten);
+    }
     Ok(TimelineConnection {
         edges: page
             .entries
             .into_iter()
             .map(|e| TimelineEdge {
                 cursor: e.cursor.clone(),
-                node: TimelineEntryNode(crate::schema::erasure::open_entry(
-                    shared, ws, customer, e,
-                )),
+                node: TimelineEntryNode(reveal.entry(customer, e), None),
             })
             .collect(),
         page_info: PageInfo {
@@ -377,10 +391,13 @@ impl CustomerNode {
         let mut page = match &self.source {
             TimelineSource::Live => shared
                 .projections
-                .read("timeline", |tree| timeline_page(tree, shared, ws, id, args))
+                .read("timeline", |tree| {
+                    let forgotten = self.folded.then_some(self.customer.forgotten);
+                    timeline_page(tree, shared, ws, id, forgotten, args)
+                })
                 .map_err(projection_error)??,
             TimelineSource::AsOf(asof) => {
-                let mut page = timeline_page(&asof.tree, shared, ws, id, args)?;
+                let mut page = timeline_page(&asof.tree, shared, ws, id, None, args)?;
                 if asof.erase {
                     // Forgotten since: the past is shown without its personal text.
                     for edge in &mut page.edges {
@@ -390,17 +407,21 @@ impl CustomerNode {
                 page
             }
         };
-        for edge in &mut page.edges {
-            edge.cursor = positions::cursor_to_local(shared, ws, &edge.cursor).await?;
-        }
-        for cursor in [
-            &mut page.page_info.start_cursor,
-            &mut page.page_info.end_cursor,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            *cursor = positions::cursor_to_local(shared, ws, cursor).await?;
+        // Every position the page shows (an edge's cursor holds its entry's position),
+        // translated to workspace-local ones in one go.
+        let edges = page.edges.len();
+        let mut cursors: Vec<&mut String> = page.edges.iter_mut().map(|e| &mut e.cursor).collect();
+        cursors.extend(
+            [
+                &mut page.page_info.start_cursor,
+                &mut page.page_info.end_cursor,
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        let locals = positions::cursors_to_local(shared, ws, &mut cursors).await?;
+        for (edge, &local) in page.edges.iter_mut().zip(&locals[..edges]) {
+            edge.node.1 = Some(local);
         }
         Ok(page)
     }

@@ -76,24 +76,29 @@ fn customer_of(
 
 /// Whether `customer` was forgotten (directly, or as one merged into a forgotten survivor).
 pub fn forgotten(shared: &Shared, ws: d::WorkspaceId, customer: d::CustomerId) -> bool {
+    forgotten_in_read_models(shared, ws, customer)
+        || shared
+            .bus
+            .customer_status(ws.as_uuid(), customer)
+            .is_ok_and(|status| status == d::CustomerStatus::Forgotten)
+}
+
+/// The vault's and the directory's part of [`forgotten`] (the rest is the customer's own
+/// stream, which a caller that just loaded the customer already knows).
+fn forgotten_in_read_models(shared: &Shared, ws: d::WorkspaceId, customer: d::CustomerId) -> bool {
     if let Some(vault) = &shared.vault {
         // Fail closed: a vault that cannot say reads as forgotten.
         if vault.is_forgotten(ws, customer).unwrap_or(true) {
             return true;
         }
     }
-    let in_directory = shared
+    shared
         .projections
         .read("directory", |tree| directory::get(tree, ws, customer))
         .ok()
         .and_then(Result::ok)
         .flatten()
-        .is_some_and(|entry| entry.forgotten);
-    in_directory
-        || shared
-            .bus
-            .customer_status(ws.as_uuid(), customer)
-            .is_ok_and(|status| status == d::CustomerStatus::Forgotten)
+        .is_some_and(|entry| entry.forgotten)
 }
 
 /// Replaces the personal fields of a payload.
@@ -173,17 +178,91 @@ pub fn shown_text(
     field: d::personal::PersonalField,
     text: &str,
 ) -> String {
-    if forgotten(shared, ws, customer) {
-        return ERASED.to_owned();
+    Reveal::new(shared, ws).text(customer, field, text)
+}
+
+/// Opens the personal text of one answer: whether a customer is forgotten (a vault, a
+/// directory and an aggregate lookup) is asked once per customer, however many of their
+/// texts the answer shows (a timeline page holds up to a page of them).
+pub struct Reveal<'a> {
+    shared: &'a Shared,
+    ws: d::WorkspaceId,
+    known: Vec<(d::CustomerId, bool)>,
+}
+
+impl<'a> Reveal<'a> {
+    /// Nothing asked yet.
+    pub fn new(shared: &'a Shared, ws: d::WorkspaceId) -> Self {
+        Reveal {
+            shared,
+            ws,
+            known: Vec::new(),
+        }
     }
-    match &shared.vault {
-        Some(vault) => vault
-            .open_text(ws, customer, field, text)
-            .unwrap_or_else(|e| {
-                tracing::warn!(code = e.code(), "a sealed text does not open; shown erased");
-                ERASED.to_owned()
-            }),
-        None => text.to_owned(),
+
+    /// Takes the forgotten flag of `customer`'s own stream from a caller that just loaded
+    /// it (the vault and the directory are still asked), instead of loading it again.
+    pub fn knowing(mut self, customer: d::CustomerId, stream_says_forgotten: bool) -> Self {
+        let gone =
+            stream_says_forgotten || forgotten_in_read_models(self.shared, self.ws, customer);
+        self.known.push((customer, gone));
+        self
+    }
+
+    /// [`forgotten`], asked once per customer.
+    fn forgotten(&mut self, customer: d::CustomerId) -> bool {
+        if let Some((_, gone)) = self.known.iter().find(|(c, _)| *c == customer) {
+            return *gone;
+        }
+        let gone = forgotten(self.shared, self.ws, customer);
+        self.known.push((customer, gone));
+        gone
+    }
+
+    /// `text`, personal data of kind `field` about `customer`, as a reader may see it:
+    /// `[erased]` when `customer` was forgotten, opened through the vault when it is sealed
+    /// (as read models may keep it), and `[erased]` when a sealed text does not open.
+    pub fn text(
+        &mut self,
+        customer: d::CustomerId,
+        field: d::personal::PersonalField,
+        text: &str,
+    ) -> String {
+        if self.forgotten(customer) {
+            return ERASED.to_owned();
+        }
+        match &self.shared.vault {
+            Some(vault) => vault
+                .open_text(self.ws, customer, field, text)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(code = e.code(), "a sealed text does not open; shown erased");
+                    ERASED.to_owned()
+                }),
+            None => text.to_owned(),
+        }
+    }
+
+    /// A timeline entry of `customer`'s timeline as a reader may see it: a sealed personal
+    /// text (the projection keeps it whole) is opened with the key of the customer it came
+    /// from and shortened, or shown `[erased]` when that customer is forgotten or it does
+    /// not open.
+    pub fn entry(
+        &mut self,
+        customer: d::CustomerId,
+        mut entry: timeline::TimelineEntry,
+    ) -> timeline::TimelineEntry {
+        let Some(at) = entry.summary.find(SEALED_PREFIX) else {
+            return entry;
+        };
+        let owner = entry.origin_customer.unwrap_or(customer);
+        let text = match entry_field(entry.kind) {
+            Some(field) => self.text(owner, field, &entry.summary[at..]),
+            None => ERASED.to_owned(),
+        };
+        let text = sijil_store::projections::text::short(&text, SUMMARY_TEXT_CHARS);
+        entry.summary.truncate(at);
+        entry.summary.push_str(&text);
+        entry
     }
 }
 
@@ -217,29 +296,6 @@ fn entry_field(kind: timeline::EntryKind) -> Option<d::personal::PersonalField> 
 /// Longest personal text shown in a timeline summary, in characters (as the projection
 /// shortens plaintext).
 const SUMMARY_TEXT_CHARS: usize = 160;
-
-/// A timeline entry of `customer`'s timeline as a reader may see it: a sealed personal text
-/// (the projection keeps it whole) is opened with the key of the customer it came from and
-/// shortened, or shown `[erased]` when that customer is forgotten or it does not open.
-pub fn open_entry(
-    shared: &Shared,
-    ws: d::WorkspaceId,
-    customer: d::CustomerId,
-    mut entry: timeline::TimelineEntry,
-) -> timeline::TimelineEntry {
-    let Some(at) = entry.summary.find(SEALED_PREFIX) else {
-        return entry;
-    };
-    let owner = entry.origin_customer.unwrap_or(customer);
-    let text = match entry_field(entry.kind) {
-        Some(field) => shown_text(shared, ws, owner, field, &entry.summary[at..]),
-        None => ERASED.to_owned(),
-    };
-    let text = sijil_store::projections::text::short(&text, SUMMARY_TEXT_CHARS);
-    entry.summary.truncate(at);
-    entry.summary.push_str(&text);
-    entry
-}
 
 #[cfg(test)]
 mod tests {

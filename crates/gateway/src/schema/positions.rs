@@ -221,16 +221,48 @@ fn join_cursor(at: [u8; 8], position: u64) -> String {
     cursor::encode(&bytes)
 }
 
-/// A timeline cursor as clients see it (the entry's position local to `ws`) from the one
-/// the timeline projection hands out (the global position): the cursor stays opaque but
-/// decoding it reveals nothing about other workspaces.
-pub async fn cursor_to_local(
+/// [`local`] for many positions of `ws`'s events at once: one read of the index for all of
+/// them (a timeline page asks for a page of positions), waiting only for the ones it does
+/// not hold yet.
+pub async fn locals(
     shared: &Shared,
     ws: d::WorkspaceId,
-    text: &str,
-) -> async_graphql::Result<String> {
-    let (at, global) = split_cursor(text)?;
-    Ok(join_cursor(at, local(shared, ws, global).await?))
+    globals: &[u64],
+) -> async_graphql::Result<Vec<u64>> {
+    let found = shared
+        .projections
+        .read(INDEX, |tree| workspace_log::sequences_of(tree, ws, globals))
+        .map_err(projection_error)?
+        .map_err(projection_error)?;
+    let mut out = Vec::with_capacity(globals.len());
+    for (&global, local_hit) in globals.iter().zip(found) {
+        out.push(match local_hit {
+            Some(l) => l,
+            None => local(shared, ws, global).await?,
+        });
+    }
+    Ok(out)
+}
+
+/// Timeline cursors as clients see them (each entry's position local to `ws`) from the ones
+/// the timeline projection hands out (global positions), translated together (see
+/// [`locals`]): a cursor stays opaque, and decoding it reveals nothing about other
+/// workspaces. Returns the local position each cursor now holds.
+pub async fn cursors_to_local(
+    shared: &Shared,
+    ws: d::WorkspaceId,
+    cursors: &mut [&mut String],
+) -> async_graphql::Result<Vec<u64>> {
+    let split = cursors
+        .iter()
+        .map(|c| split_cursor(c))
+        .collect::<async_graphql::Result<Vec<_>>>()?;
+    let globals: Vec<u64> = split.iter().map(|(_, g)| *g).collect();
+    let locals = locals(shared, ws, &globals).await?;
+    for ((cursor, (at, _)), &local) in cursors.iter_mut().zip(split).zip(&locals) {
+        **cursor = join_cursor(at, local);
+    }
+    Ok(locals)
 }
 
 /// The timeline projection's cursor for a client's cursor; a position the workspace does

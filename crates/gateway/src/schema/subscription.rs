@@ -100,15 +100,12 @@ fn fresh_entries(
                 .collect();
             fresh.sort_by_key(|e| (e.at, e.position));
             let max = fresh.iter().map(|e| e.position).max().unwrap_or(seen);
+            let mut reveal = crate::schema::erasure::Reveal::new(shared, ws);
             Ok((
                 count,
                 fresh
                     .into_iter()
-                    .map(|e| {
-                        TimelineEntryNode(crate::schema::erasure::open_entry(
-                            shared, ws, customer, e,
-                        ))
-                    })
+                    .map(|e| TimelineEntryNode(reveal.entry(customer, e), None))
                     .collect(),
                 max,
             ))

@@ -11,7 +11,15 @@
 //! |---------------------------|----------------------------------------------|
 //! | `N ‖ ws`                  | u64: the workspace's last sequence (its event count) |
 //! | `S ‖ ws ‖ sequence`       | u64 global position ‖ event type (UTF-8)     |
-//! | `G ‖ ws ‖ position`       | u64: the sequence of the event at that global position |
+//! | `W ‖ ws ‖ window`         | the workspace's events among global positions `window * 4096 ..` `(window + 1) * 4096`: see [`Window`] |
+//!
+//! Global → local goes through the windows rather than a row per event: a window row says
+//! how many events the workspace had before it and which of its 4 096 positions are the
+//! workspace's (a sorted list of offsets while there are at most 256 of them, then a
+//! bitmap), so the local number of a position is the count before plus its rank in the row.
+//! A workspace owning the whole log needs one 520-byte row per 4 096 events (about 1.3 MB
+//! for 10 M events), small enough to stay in cache; a timeline page translating 50 random
+//! positions reads a handful of hot rows instead of 50 cold ones.
 //!
 //! The projection reads every domain event type ([`sijil_domain::EVENT_TYPES`]); events of
 //! types this build does not know are not numbered. Applying is a pure function of the log
@@ -28,8 +36,19 @@ use super::{EventMeta, Projection};
 const COUNT: u8 = b'N';
 /// Keyspace of sequence → global position.
 const SEQUENCE: u8 = b'S';
-/// Keyspace of global position → sequence.
-const GLOBAL: u8 = b'G';
+/// Keyspace of version 1's global position → sequence rows (one per event). Version 2 no
+/// longer writes them, but reads fall back to them, so a model built by version 1 keeps
+/// answering while the upgraded projection rebuilds (see `ProjectionHandle`: the old model
+/// serves until the new one is caught up).
+const LEGACY_GLOBAL: u8 = b'G';
+/// Keyspace of global position windows.
+const WINDOW: u8 = b'W';
+/// Global positions per window.
+const WINDOW_SPAN: u64 = 4096;
+/// Offsets a window lists before it switches to a bitmap (both then take 512 bytes).
+const MAX_LISTED: usize = 256;
+/// Bytes of a window's bitmap.
+const BITMAP_BYTES: usize = (WINDOW_SPAN / 8) as usize;
 
 /// One numbered event of a workspace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +71,8 @@ impl Projection for WorkspaceLogProjection {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: global → local through window rows instead of a row per event.
+        2
     }
 
     fn event_types(&self) -> &'static [&'static str] {
@@ -65,22 +85,173 @@ impl Projection for WorkspaceLogProjection {
         meta: &EventMeta<'_>,
         event: &DomainEvent,
     ) -> Result<(), ProjectionError> {
-        let ws = meta.workspace_id;
-        let count_key = Key::new(COUNT).uuid(ws.as_uuid()).build();
-        let last = match ov.get(&count_key)? {
-            Some(bytes) => be_u64(&bytes, "workspace log counter")?,
-            None => 0,
-        };
-        let sequence = last.saturating_add(1);
-        let mut value = meta.position.to_be_bytes().to_vec();
-        value.extend_from_slice(event.event_type().as_bytes());
-        ov.insert(sequence_key(ws, sequence), value);
-        ov.insert(
-            global_key(ws, meta.position),
-            sequence.to_be_bytes().to_vec(),
-        );
-        ov.insert(count_key, sequence.to_be_bytes().to_vec());
+        number(ov, meta.workspace_id, meta.position, event.event_type())
+    }
+}
+
+/// Numbers `ws`'s event at global `position` (positions arrive in increasing order).
+fn number(
+    ov: &mut Overlay<'_>,
+    ws: WorkspaceId,
+    position: u64,
+    event_type: &str,
+) -> Result<(), ProjectionError> {
+    let count_key = Key::new(COUNT).uuid(ws.as_uuid()).build();
+    let last = match ov.get(&count_key)? {
+        Some(bytes) => be_u64(&bytes, "workspace log counter")?,
+        None => 0,
+    };
+    let sequence = last.saturating_add(1);
+    let mut value = position.to_be_bytes().to_vec();
+    value.extend_from_slice(event_type.as_bytes());
+    ov.insert(sequence_key(ws, sequence), value);
+    let window_key = window_key(ws, position / WINDOW_SPAN);
+    let mut window = match ov.get(&window_key)? {
+        Some(bytes) => Window::decode(&bytes)?,
+        None => Window::empty(last),
+    };
+    window.add(offset(position))?;
+    ov.insert(window_key, window.encode());
+    ov.insert(count_key, sequence.to_be_bytes().to_vec());
+    Ok(())
+}
+
+/// The offset of `position` in its window.
+fn offset(position: u64) -> u16 {
+    // < WINDOW_SPAN = 4096, so it fits.
+    (position % WINDOW_SPAN) as u16
+}
+
+/// One window row: how many events the workspace had before the window, and which offsets
+/// in it are the workspace's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    before: u64,
+    members: Members,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Members {
+    /// Sorted offsets (at most [`MAX_LISTED`]).
+    Listed(Vec<u16>),
+    /// Bit `o` set (byte `o / 8`, bit `o % 8`) when offset `o` is the workspace's.
+    Bitmap(Box<[u8; BITMAP_BYTES]>),
+}
+
+/// Row tags.
+const LISTED: u8 = 0;
+const BITMAP: u8 = 1;
+
+impl Window {
+    /// A window with no event yet, after `before` events of the workspace.
+    pub fn empty(before: u64) -> Window {
+        Window {
+            before,
+            members: Members::Listed(Vec::new()),
+        }
+    }
+
+    /// Adds `offset`, which must be past every offset already in (log order).
+    pub fn add(&mut self, offset: u16) -> Result<(), ProjectionError> {
+        match &mut self.members {
+            Members::Listed(list) => {
+                if list.last().is_some_and(|&last| last >= offset) {
+                    return Err(ProjectionError::corrupt(
+                        "workspace log window is not in log order",
+                    ));
+                }
+                if list.len() < MAX_LISTED {
+                    list.push(offset);
+                    return Ok(());
+                }
+                let mut bits = Box::new([0u8; BITMAP_BYTES]);
+                for &o in list.iter().chain(std::iter::once(&offset)) {
+                    bits[usize::from(o / 8)] |= 1 << (o % 8);
+                }
+                self.members = Members::Bitmap(bits);
+            }
+            Members::Bitmap(bits) => {
+                bits[usize::from(offset / 8)] |= 1 << (offset % 8);
+            }
+        }
         Ok(())
+    }
+
+    /// The workspace's sequence of the event at `offset`, if it is the workspace's.
+    pub fn sequence(&self, offset: u16) -> Option<u64> {
+        let rank = match &self.members {
+            Members::Listed(list) => list.binary_search(&offset).ok()?,
+            Members::Bitmap(bits) => {
+                let (byte, bit) = (usize::from(offset / 8), offset % 8);
+                if bits[byte] & (1 << bit) == 0 {
+                    return None;
+                }
+                let whole: u32 = bits[..byte].iter().map(|b| b.count_ones()).sum();
+                let part = (bits[byte] & ((1u8 << bit) - 1)).count_ones();
+                (whole + part) as usize
+            }
+        };
+        Some(self.before + rank as u64 + 1)
+    }
+
+    /// The workspace's last event at or before `offset`: `(sequence, offset)`.
+    pub fn last_at_or_before(&self, offset: u16) -> Option<(u64, u16)> {
+        let found = match &self.members {
+            Members::Listed(list) => {
+                let n = list.partition_point(|&o| o <= offset);
+                (n > 0).then(|| list[n - 1])
+            }
+            Members::Bitmap(bits) => (0..=offset)
+                .rev()
+                .find(|&o| bits[usize::from(o / 8)] & (1 << (o % 8)) != 0),
+        }?;
+        Some((self.sequence(found)?, found))
+    }
+
+    /// The stored form: `before` (u64) ‖ tag ‖ offsets (u16 each) or the bitmap.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.before.to_be_bytes().to_vec();
+        match &self.members {
+            Members::Listed(list) => {
+                out.push(LISTED);
+                for o in list {
+                    out.extend_from_slice(&o.to_be_bytes());
+                }
+            }
+            Members::Bitmap(bits) => {
+                out.push(BITMAP);
+                out.extend_from_slice(&bits[..]);
+            }
+        }
+        out
+    }
+
+    /// Reads a stored window; malformed rows are corruption.
+    pub fn decode(bytes: &[u8]) -> Result<Window, ProjectionError> {
+        let mut reader = Reader::new(bytes, "workspace log window");
+        let before = reader.u64()?;
+        let rest = reader.rest();
+        let corrupt = |what: &str| ProjectionError::corrupt(format!("workspace log window {what}"));
+        let members = match rest.split_first() {
+            Some((&LISTED, body)) if body.len() % 2 == 0 && body.len() / 2 <= MAX_LISTED => {
+                let list: Vec<u16> = body
+                    .chunks_exact(2)
+                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                    .collect();
+                if list.windows(2).any(|w| w[0] >= w[1])
+                    || list.last().is_some_and(|&o| u64::from(o) >= WINDOW_SPAN)
+                {
+                    return Err(corrupt("lists offsets out of order or range"));
+                }
+                Members::Listed(list)
+            }
+            Some((&BITMAP, body)) => match <[u8; BITMAP_BYTES]>::try_from(body) {
+                Ok(bits) => Members::Bitmap(Box::new(bits)),
+                Err(_) => return Err(corrupt("has a bitmap of the wrong size")),
+            },
+            _ => return Err(corrupt("is malformed")),
+        };
+        Ok(Window { before, members })
     }
 }
 
@@ -88,8 +259,34 @@ fn sequence_key(ws: WorkspaceId, sequence: u64) -> Vec<u8> {
     Key::new(SEQUENCE).uuid(ws.as_uuid()).u64(sequence).build()
 }
 
-fn global_key(ws: WorkspaceId, position: u64) -> Vec<u8> {
-    Key::new(GLOBAL).uuid(ws.as_uuid()).u64(position).build()
+fn window_key(ws: WorkspaceId, window: u64) -> Vec<u8> {
+    Key::new(WINDOW).uuid(ws.as_uuid()).u64(window).build()
+}
+
+fn legacy_sequence(
+    tree: &sled::Tree,
+    ws: WorkspaceId,
+    position: u64,
+) -> Result<Option<u64>, ProjectionError> {
+    let key = Key::new(LEGACY_GLOBAL)
+        .uuid(ws.as_uuid())
+        .u64(position)
+        .build();
+    match tree.get(key).map_err(sled_error)? {
+        Some(value) => Ok(Some(be_u64(&value, "workspace log sequence")?)),
+        None => Ok(None),
+    }
+}
+
+fn read_window(
+    tree: &sled::Tree,
+    ws: WorkspaceId,
+    window: u64,
+) -> Result<Option<Window>, ProjectionError> {
+    match tree.get(window_key(ws, window)).map_err(sled_error)? {
+        Some(bytes) => Ok(Some(Window::decode(&bytes)?)),
+        None => Ok(None),
+    }
 }
 
 fn be_u64(bytes: &[u8], what: &'static str) -> Result<u64, ProjectionError> {
@@ -172,10 +369,35 @@ pub fn sequence_of(
     ws: WorkspaceId,
     position: u64,
 ) -> Result<Option<u64>, ProjectionError> {
-    match tree.get(global_key(ws, position)).map_err(sled_error)? {
-        Some(value) => Ok(Some(be_u64(&value, "workspace log sequence")?)),
-        None => Ok(None),
+    match read_window(tree, ws, position / WINDOW_SPAN)? {
+        Some(window) => Ok(window.sequence(offset(position))),
+        None => legacy_sequence(tree, ws, position),
     }
+}
+
+/// [`sequence_of`] for many positions, reading each window row once.
+pub fn sequences_of(
+    tree: &sled::Tree,
+    ws: WorkspaceId,
+    positions: &[u64],
+) -> Result<Vec<Option<u64>>, ProjectionError> {
+    let mut windows: Vec<(u64, Option<Window>)> = Vec::new();
+    let mut out = Vec::with_capacity(positions.len());
+    for &position in positions {
+        let index = position / WINDOW_SPAN;
+        let window = match windows.iter().position(|(i, _)| *i == index) {
+            Some(at) => &windows[at].1,
+            None => {
+                windows.push((index, read_window(tree, ws, index)?));
+                &windows[windows.len() - 1].1
+            }
+        };
+        out.push(match window {
+            Some(window) => window.sequence(offset(position)),
+            None => legacy_sequence(tree, ws, position)?,
+        });
+    }
+    Ok(out)
 }
 
 /// The last event of `ws` at or before global `position`: `(sequence, global position)`.
@@ -184,8 +406,42 @@ pub fn last_at_or_before(
     ws: WorkspaceId,
     position: u64,
 ) -> Result<Option<(u64, u64)>, ProjectionError> {
-    let start = Key::new(GLOBAL).uuid(ws.as_uuid()).build();
-    let end = global_key(ws, position.saturating_add(1));
+    let start = Key::new(WINDOW).uuid(ws.as_uuid()).build();
+    let end = window_key(ws, position / WINDOW_SPAN);
+    // The position's own window (when the workspace has one), then the one before it.
+    let own = tree.get(&end).map_err(sled_error)?;
+    if let Some(bytes) = own {
+        let window = Window::decode(&bytes)?;
+        if let Some((sequence, found)) = window.last_at_or_before(offset(position)) {
+            let global = (position / WINDOW_SPAN) * WINDOW_SPAN + u64::from(found);
+            return Ok(Some((sequence, global)));
+        }
+    }
+    let Some(item) = tree.range(start.as_slice()..end.as_slice()).next_back() else {
+        return legacy_last_at_or_before(tree, ws, position);
+    };
+    let (key, value) = item.map_err(sled_error)?;
+    let mut k = Reader::new(&key, "workspace log key");
+    k.skip(1 + 16)?;
+    let index = k.u64()?;
+    let window = Window::decode(&value)?;
+    let last = (WINDOW_SPAN - 1) as u16;
+    Ok(window
+        .last_at_or_before(last)
+        .map(|(sequence, found)| (sequence, index * WINDOW_SPAN + u64::from(found))))
+}
+
+/// [`last_at_or_before`] over version 1's rows.
+fn legacy_last_at_or_before(
+    tree: &sled::Tree,
+    ws: WorkspaceId,
+    position: u64,
+) -> Result<Option<(u64, u64)>, ProjectionError> {
+    let start = Key::new(LEGACY_GLOBAL).uuid(ws.as_uuid()).build();
+    let end = Key::new(LEGACY_GLOBAL)
+        .uuid(ws.as_uuid())
+        .u64(position.saturating_add(1))
+        .build();
     let mut range = if position == u64::MAX {
         match prefix_end(&start) {
             Some(end) => tree.range(start.as_slice()..end.as_slice()),
@@ -228,8 +484,133 @@ mod tests {
         tree.insert(sequence_key(ws, 1), &[0u8; 3][..])?;
         assert!(entries(&tree, ws, 1, 10).is_err());
         assert!(position_of(&tree, ws, 1).is_err());
-        tree.insert(global_key(ws, 9), &[0u8; 9][..])?;
+        tree.insert(window_key(ws, 0), &[0u8, 0, 0, 0, 0, 0, 0, 0, 7][..])?;
         assert!(sequence_of(&tree, ws, 9).is_err());
+        tree.insert(window_key(ws, 0), &[0u8; 7][..])?;
+        assert!(sequence_of(&tree, ws, 9).is_err());
+        tree.insert(
+            window_key(ws, 0),
+            &[0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 3][..],
+        )?;
+        assert!(sequence_of(&tree, ws, 9).is_err());
+        tree.insert(window_key(ws, 0), &[0u8, 0, 0, 0, 0, 0, 0, 0, 1, 0][..])?;
+        assert!(last_at_or_before(&tree, ws, 9).is_err());
         Ok(())
+    }
+
+    /// Numbers `positions` (increasing), each owned by workspace A (`true`) or B, then checks
+    /// every lookup of both against a plain list.
+    fn check_against_model(positions: &[(u64, bool)]) -> Result<(), Box<dyn std::error::Error>> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let tree = db.open_tree("t")?;
+        let a = WorkspaceId::new(uuid::Uuid::now_v7())?;
+        let b = WorkspaceId::new(uuid::Uuid::now_v7())?;
+        let mut ov = Overlay::new(&tree);
+        for (i, &(position, mine)) in positions.iter().enumerate() {
+            number(&mut ov, if mine { a } else { b }, position, "T")?;
+            if i % 97 == 0 {
+                ov.commit(position)?;
+            }
+        }
+        ov.commit(u64::MAX)?;
+        for (ws, mine) in [(a, true), (b, false)] {
+            let owned: Vec<u64> = positions
+                .iter()
+                .filter(|(_, m)| *m == mine)
+                .map(|(p, _)| *p)
+                .collect();
+            let all: Vec<u64> = positions.iter().map(|(p, _)| *p).collect();
+            let batch = sequences_of(&tree, ws, &all)?;
+            for (&(p, m), got) in positions.iter().zip(batch) {
+                let want = (m == mine)
+                    .then(|| owned.iter().position(|&o| o == p).map(|i| i as u64 + 1))
+                    .flatten();
+                assert_eq!(got, want, "position {p}");
+                assert_eq!(sequence_of(&tree, ws, p)?, want, "position {p}");
+            }
+            let last = positions.last().map_or(0, |(p, _)| *p);
+            for probe in [
+                0,
+                1,
+                last / 3,
+                last / 2,
+                last.saturating_sub(1),
+                last,
+                last + 1,
+            ]
+            .into_iter()
+            .chain(all.iter().copied())
+            .chain(all.iter().map(|p| p.saturating_sub(1)))
+            {
+                let n = owned.partition_point(|&o| o <= probe);
+                let want = (n > 0).then(|| (n as u64, owned[n - 1]));
+                assert_eq!(last_at_or_before(&tree, ws, probe)?, want, "probe {probe}");
+            }
+            assert_eq!(count(&tree, ws)?, owned.len() as u64);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn windows_answer_like_a_row_per_event() -> Result<(), Box<dyn std::error::Error>> {
+        // Dense (bitmap windows), sparse (listed windows), gaps of whole windows, and a
+        // window that switches from a list to a bitmap midway.
+        let mut positions = Vec::new();
+        for p in 1..=9000u64 {
+            positions.push((p, p % 5 != 0));
+        }
+        for p in (20_000..40_000u64).step_by(37) {
+            positions.push((p, p % 2 == 0));
+        }
+        for p in 50_000..50_600u64 {
+            positions.push((p, true));
+        }
+        check_against_model(&positions)
+    }
+
+    #[test]
+    fn a_version_1_model_still_answers() -> Result<(), Box<dyn std::error::Error>> {
+        // Given rows as version 1 wrote them (a row per event, no windows),
+        let db = sled::Config::new().temporary(true).open()?;
+        let tree = db.open_tree("t")?;
+        let ws = WorkspaceId::new(uuid::Uuid::now_v7())?;
+        for (sequence, position) in [(1u64, 3u64), (2, 10), (3, 5000)] {
+            let key = Key::new(LEGACY_GLOBAL)
+                .uuid(ws.as_uuid())
+                .u64(position)
+                .build();
+            tree.insert(key, &sequence.to_be_bytes())?;
+        }
+        // then lookups read them as before.
+        assert_eq!(sequence_of(&tree, ws, 10)?, Some(2));
+        assert_eq!(sequence_of(&tree, ws, 11)?, None);
+        assert_eq!(
+            sequences_of(&tree, ws, &[3, 5000, 4])?,
+            vec![Some(1), Some(3), None]
+        );
+        assert_eq!(last_at_or_before(&tree, ws, 4999)?, Some((2, 10)));
+        assert_eq!(last_at_or_before(&tree, ws, u64::MAX)?, Some((3, 5000)));
+        assert_eq!(last_at_or_before(&tree, ws, 2)?, None);
+        Ok(())
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn windows_agree_with_the_model_on_random_logs(
+            steps in proptest::collection::vec((1u64..600, any::<bool>()), 1..1500)
+        ) {
+            let mut position = 0u64;
+            let positions: Vec<(u64, bool)> = steps
+                .into_iter()
+                .map(|(gap, mine)| {
+                    position += if gap > 590 { gap * 40 } else { gap % 7 + 1 };
+                    (position, mine)
+                })
+                .collect();
+            check_against_model(&positions).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
     }
 }
