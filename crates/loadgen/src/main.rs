@@ -6,7 +6,8 @@
 //! Scenarios: `timeline` (page through random customers' timelines), `write`
 //! (record interactions and work cases, retrying conflicts), `mixed` (agents'
 //! 90/10 read/write), `audit` (tail `allEvents` from 0), `subscribe` (M live
-//! subscribers to `eventAppended` while N clients write; reports delivery lag).
+//! subscribers to `eventAppended` while N clients write, or with `--subscriber-load
+//! mixed` while N clients run the `mixed` workload; reports delivery lag).
 
 mod client;
 mod ops;
@@ -25,6 +26,15 @@ use clap::{Parser, ValueEnum};
 use crate::client::Client;
 use crate::scenarios::Shared;
 use crate::stats::{Recorder, Report};
+
+/// The workload beside the subscribers of the `subscribe` scenario.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SubscriberLoad {
+    /// Every client writes (scenario `write`).
+    Write,
+    /// Agents' 90/10 read/write (scenario `mixed`).
+    Mixed,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Scenario {
@@ -66,6 +76,9 @@ struct Args {
     /// Live subscribers (scenario `subscribe`).
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
+    /// What the clients do while the subscribers listen (scenario `subscribe`).
+    #[arg(long, value_enum, default_value_t = SubscriberLoad::Write)]
+    subscriber_load: SubscriberLoad,
     /// How many customers to sample from the directory.
     #[arg(long, default_value_t = 5000)]
     customers: usize,
@@ -132,7 +145,11 @@ async fn main() -> anyhow::Result<()> {
         let shared = Arc::clone(&shared);
         tasks.push(match args.scenario {
             Scenario::Timeline => tokio::spawn(scenarios::timeline(shared, seed)),
-            Scenario::Write | Scenario::Subscribe => tokio::spawn(scenarios::write(shared, seed)),
+            Scenario::Write => tokio::spawn(scenarios::write(shared, seed)),
+            Scenario::Subscribe => match args.subscriber_load {
+                SubscriberLoad::Write => tokio::spawn(scenarios::write(shared, seed)),
+                SubscriberLoad::Mixed => tokio::spawn(scenarios::mixed(shared, seed)),
+            },
             Scenario::Mixed => tokio::spawn(scenarios::mixed(shared, seed)),
             Scenario::Audit => tokio::spawn(scenarios::audit(shared, Arc::clone(&events_read))),
         });

@@ -161,4 +161,16 @@ fn every_scenario_runs_against_a_real_server() {
     let subscribe = load(&server, "subscribe", &out, &["--subscribers", "5"]);
     assert!(count(&subscribe, "delivery lag") > 0, "{subscribe}");
     assert_eq!(unexpected_errors(&subscribe), Vec::<String>::new());
+
+    // Subscribers under the agents' mixed load (the lag target's setting): reads and writes
+    // both flow, and the writes reach the subscribers.
+    let args = ["--subscribers", "5", "--subscriber-load", "mixed"];
+    let under_mixed = load(&server, "subscribe", &out, &args);
+    assert!(count(&under_mixed, "delivery lag") > 0, "{under_mixed}");
+    assert!(count(&under_mixed, "timeline page") > 0, "{under_mixed}");
+    assert!(
+        count(&under_mixed, "record interaction") > 0,
+        "{under_mixed}"
+    );
+    assert_eq!(unexpected_errors(&under_mixed), Vec::<String>::new());
 }

@@ -21,7 +21,7 @@ use crate::store::Store;
 
 use super::codec::decode_payload;
 use super::error::ProjectionError;
-use super::overlay::{checkpoint, Overlay};
+use super::overlay::{checkpoint, recover, Overlay};
 use super::{EventMeta, Projection};
 
 /// Events per chunk while following the log.
@@ -50,12 +50,15 @@ pub struct Lane<'t> {
 }
 
 impl<'t> Lane<'t> {
-    /// A lane applying to `tree` from its stored checkpoint.
+    /// A lane applying to `tree` from its stored checkpoint (after finishing a split commit
+    /// that was interrupted, see [`recover`]).
     pub fn open(
         projection: &'t dyn Projection,
         tree: &'t sled::Tree,
     ) -> Result<Lane<'t>, ChunkFailure> {
-        let checkpoint = checkpoint(tree).map_err(|error| ChunkFailure { position: 0, error })?;
+        let checkpoint = recover(tree)
+            .and_then(|_| checkpoint(tree))
+            .map_err(|error| ChunkFailure { position: 0, error })?;
         Ok(Lane {
             projection,
             tree,

@@ -21,7 +21,7 @@ use super::catchup::{
 };
 use super::error::ProjectionError;
 use super::meta::{self, MetaRecord};
-use super::overlay::checkpoint;
+use super::overlay::{checkpoint, recover};
 use super::status::{ProjectionState, ProjectionStatus};
 use super::Projection;
 
@@ -115,6 +115,8 @@ impl ProjectionHandle {
         let tree = db
             .open_tree(&record.tree)
             .map_err(|e| ProjectionError::sled("open projection tree", e))?;
+        // A chunk whose split commit a crash interrupted is finished before anything reads.
+        recover(&tree)?;
         // A model built by another version has applied nothing this version can vouch for:
         // waiting for a position must wait for the rebuild, not return on the old model.
         let applied = if record.version == projection.version() {

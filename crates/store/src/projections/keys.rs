@@ -125,6 +125,13 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
+    /// The next big-endian u32.
+    pub fn u32(&mut self) -> Result<u32, ProjectionError> {
+        let mut buf = [0u8; 4];
+        buf.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(buf))
+    }
+
     /// The next big-endian u64.
     pub fn u64(&mut self) -> Result<u64, ProjectionError> {
         let mut buf = [0u8; 8];
