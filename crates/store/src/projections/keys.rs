@@ -151,6 +151,11 @@ impl<'a> Reader<'a> {
         Ok(Uuid::from_bytes(buf))
     }
 
+    /// Whether every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
     /// Whatever is left.
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.bytes)

@@ -10,8 +10,14 @@
 //! | key                       | value                                        |
 //! |---------------------------|----------------------------------------------|
 //! | `N ‖ ws`                  | u64: the workspace's last sequence (its event count) |
-//! | `S ‖ ws ‖ sequence`       | u64 global position ‖ event type (UTF-8)     |
+//! | `Q ‖ ws ‖ run`            | sequences `run * 64 + 1 ..= run * 64 + 64`, in order: per event u64 global position ‖ u16 type length ‖ event type (UTF-8) |
 //! | `W ‖ ws ‖ window`         | the workspace's events among global positions `window * 4096 ..` `(window + 1) * 4096`: see [`Window`] |
+//!
+//! Local → global goes through runs of 64 sequences per row (version 3; version 2 wrote a
+//! `S ‖ ws ‖ sequence` row per event, which reads still fall back to): a rebuild writes one
+//! row per 64 events instead of one per event (sled's insert path is the cost of a rebuild,
+//! and its in-memory page table grows with the number of rows), and a page of `allEvents`
+//! reads one or two rows.
 //!
 //! Global → local goes through the windows rather than a row per event: a window row says
 //! how many events the workspace had before it and which of its 4 096 positions are the
@@ -34,8 +40,13 @@ use super::{EventMeta, Projection};
 
 /// Keyspace of the per-workspace counters.
 const COUNT: u8 = b'N';
-/// Keyspace of sequence → global position.
+/// Keyspace of version 2's sequence → global position rows (one per event). Version 3 no
+/// longer writes them; reads fall back to them while a version 2 model serves.
 const SEQUENCE: u8 = b'S';
+/// Keyspace of runs of sequence → global position.
+const RUNS: u8 = b'Q';
+/// Sequences per run row.
+const RUN: u64 = 64;
 /// Keyspace of version 1's global position → sequence rows (one per event). Version 2 no
 /// longer writes them, but reads fall back to them, so a model built by version 1 keeps
 /// answering while the upgraded projection rebuilds (see `ProjectionHandle`: the old model
@@ -72,7 +83,8 @@ impl Projection for WorkspaceLogProjection {
 
     fn version(&self) -> u32 {
         // 2: global → local through window rows instead of a row per event.
-        2
+        // 3: local → global through runs of 64 sequences instead of a row per event.
+        3
     }
 
     fn event_types(&self) -> &'static [&'static str] {
@@ -102,9 +114,26 @@ fn number(
         None => 0,
     };
     let sequence = last.saturating_add(1);
-    let mut value = position.to_be_bytes().to_vec();
+    let type_len = u16::try_from(event_type.len()).map_err(|_| {
+        ProjectionError::corrupt("event type longer than 65 535 bytes in the workspace log")
+    })?;
+    let (run, index) = run_of(sequence);
+    let run_key = run_key(ws, run);
+    let mut value = match ov.get(&run_key)? {
+        Some(bytes) => bytes.to_vec(),
+        None => Vec::new(),
+    };
+    // The counter says where the run stands: a new run starts empty, a started one holds
+    // something (its full shape is checked when it is read).
+    if (index == 0) != value.is_empty() {
+        return Err(ProjectionError::corrupt(format!(
+            "workspace log run {run} disagrees with the counter at sequence {sequence}"
+        )));
+    }
+    value.extend_from_slice(&position.to_be_bytes());
+    value.extend_from_slice(&type_len.to_be_bytes());
     value.extend_from_slice(event_type.as_bytes());
-    ov.insert(sequence_key(ws, sequence), value);
+    ov.insert(run_key, value);
     let window_key = window_key(ws, position / WINDOW_SPAN);
     let mut window = match ov.get(&window_key)? {
         Some(bytes) => Window::decode(&bytes)?,
@@ -259,6 +288,37 @@ fn sequence_key(ws: WorkspaceId, sequence: u64) -> Vec<u8> {
     Key::new(SEQUENCE).uuid(ws.as_uuid()).u64(sequence).build()
 }
 
+fn run_key(ws: WorkspaceId, run: u64) -> Vec<u8> {
+    Key::new(RUNS).uuid(ws.as_uuid()).u64(run).build()
+}
+
+/// The run holding `sequence` (1-based) and the sequence's index in it.
+fn run_of(sequence: u64) -> (u64, usize) {
+    let zero_based = sequence.saturating_sub(1);
+    // < RUN = 64, so it fits.
+    (zero_based / RUN, (zero_based % RUN) as usize)
+}
+
+/// The events of a run row, in sequence order: (global position, event type).
+fn decode_run(bytes: &[u8]) -> Result<Vec<(u64, &str)>, ProjectionError> {
+    let mut reader = Reader::new(bytes, "workspace log run");
+    let mut out = Vec::new();
+    while !reader.is_empty() {
+        let position = reader.u64()?;
+        let mut len = [0u8; 2];
+        len.copy_from_slice(reader.take(2)?);
+        let event_type = std::str::from_utf8(reader.take(usize::from(u16::from_be_bytes(len)))?)
+            .map_err(|_| ProjectionError::corrupt("workspace log event type is not UTF-8"))?;
+        out.push((position, event_type));
+        if out.len() as u64 > RUN {
+            return Err(ProjectionError::corrupt(
+                "workspace log run holds more than 64 events",
+            ));
+        }
+    }
+    Ok(out)
+}
+
 fn window_key(ws: WorkspaceId, window: u64) -> Vec<u8> {
     Key::new(WINDOW).uuid(ws.as_uuid()).u64(window).build()
 }
@@ -336,6 +396,53 @@ pub fn entries(
     from: u64,
     limit: usize,
 ) -> Result<Vec<LogEntry>, ProjectionError> {
+    let from = from.max(1);
+    let (first_run, _) = run_of(from);
+    let start = run_key(ws, first_run);
+    let end = prefix_end(&Key::new(RUNS).uuid(ws.as_uuid()).build());
+    let range = match &end {
+        Some(end) => tree.range(start.as_slice()..end.as_slice()),
+        None => tree.range(start.as_slice()..),
+    };
+    let mut out = Vec::new();
+    let mut found_runs = false;
+    for item in range {
+        if out.len() >= limit {
+            break;
+        }
+        found_runs = true;
+        let (key, value) = item.map_err(sled_error)?;
+        let mut k = Reader::new(&key, "workspace log key");
+        k.skip(1 + 16)?;
+        let run = k.u64()?;
+        for (index, (position, event_type)) in decode_run(&value)?.into_iter().enumerate() {
+            let sequence = run * RUN + index as u64 + 1;
+            if sequence < from {
+                continue;
+            }
+            if out.len() >= limit {
+                break;
+            }
+            out.push(LogEntry {
+                sequence,
+                position,
+                event_type: event_type.to_owned(),
+            });
+        }
+    }
+    if found_runs {
+        return Ok(out);
+    }
+    legacy_entries(tree, ws, from, limit)
+}
+
+/// [`entries`] over version 2's rows.
+fn legacy_entries(
+    tree: &sled::Tree,
+    ws: WorkspaceId,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<LogEntry>, ProjectionError> {
     let start = sequence_key(ws, from);
     let end = prefix_end(&Key::new(SEQUENCE).uuid(ws.as_uuid()).build());
     let mut out = Vec::new();
@@ -356,6 +463,15 @@ pub fn position_of(
     ws: WorkspaceId,
     sequence: u64,
 ) -> Result<Option<u64>, ProjectionError> {
+    if sequence == 0 {
+        return Ok(None);
+    }
+    let (run, index) = run_of(sequence);
+    if let Some(bytes) = tree.get(run_key(ws, run)).map_err(sled_error)? {
+        return Ok(decode_run(&bytes)?
+            .get(index)
+            .map(|(position, _)| *position));
+    }
     match tree.get(sequence_key(ws, sequence)).map_err(sled_error)? {
         Some(value) => Ok(Some(Reader::new(&value, "workspace log entry").u64()?)),
         None => Ok(None),
@@ -495,6 +611,16 @@ mod tests {
         assert!(sequence_of(&tree, ws, 9).is_err());
         tree.insert(window_key(ws, 0), &[0u8, 0, 0, 0, 0, 0, 0, 0, 1, 0][..])?;
         assert!(last_at_or_before(&tree, ws, 9).is_err());
+        // Run rows: cut short, a type longer than the row, a type that is not UTF-8.
+        for bad in [
+            vec![0u8; 9],
+            [&7u64.to_be_bytes()[..], &[0, 9], b"Short"].concat(),
+            [&7u64.to_be_bytes()[..], &[0, 2], &[0xff, 0xfe]].concat(),
+        ] {
+            tree.insert(run_key(ws, 0), bad)?;
+            assert!(entries(&tree, ws, 1, 10).is_err());
+            assert!(position_of(&tree, ws, 1).is_err());
+        }
         Ok(())
     }
 
@@ -547,7 +673,64 @@ mod tests {
                 assert_eq!(last_at_or_before(&tree, ws, probe)?, want, "probe {probe}");
             }
             assert_eq!(count(&tree, ws)?, owned.len() as u64);
+            // Local → global: every sequence, and pages starting anywhere (inside a run, on a
+            // run's edge, past the end) of sizes within and across runs.
+            for (i, &p) in owned.iter().enumerate() {
+                assert_eq!(position_of(&tree, ws, i as u64 + 1)?, Some(p));
+            }
+            assert_eq!(position_of(&tree, ws, 0)?, None);
+            assert_eq!(position_of(&tree, ws, owned.len() as u64 + 1)?, None);
+            let n = owned.len() as u64;
+            for from in [0, 1, 2, 63, 64, 65, 128, 129, n / 2, n, n + 1, n + 70] {
+                for limit in [0usize, 1, 7, 64, 65, 200] {
+                    let got: Vec<(u64, u64)> = entries(&tree, ws, from, limit)?
+                        .into_iter()
+                        .map(|e| (e.sequence, e.position))
+                        .collect();
+                    let want: Vec<(u64, u64)> = owned
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &p)| (i as u64 + 1, p))
+                        .filter(|(s, _)| *s >= from)
+                        .take(limit)
+                        .collect();
+                    assert_eq!(got, want, "from {from} limit {limit}");
+                }
+            }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_2_model_still_answers_local_to_global() -> Result<(), Box<dyn std::error::Error>> {
+        // Given rows as version 2 wrote them (a row per sequence, no runs),
+        let db = sled::Config::new().temporary(true).open()?;
+        let tree = db.open_tree("t")?;
+        let ws = WorkspaceId::new(uuid::Uuid::now_v7())?;
+        for (sequence, position) in [(1u64, 3u64), (2, 10), (3, 5000)] {
+            let mut value = position.to_be_bytes().to_vec();
+            value.extend_from_slice(b"CaseOpened");
+            tree.insert(sequence_key(ws, sequence), value)?;
+        }
+        // then lookups and pages read them as before.
+        assert_eq!(position_of(&tree, ws, 2)?, Some(10));
+        assert_eq!(position_of(&tree, ws, 4)?, None);
+        let page = entries(&tree, ws, 2, 10)?;
+        assert_eq!(
+            page,
+            vec![
+                LogEntry {
+                    sequence: 2,
+                    position: 10,
+                    event_type: "CaseOpened".into()
+                },
+                LogEntry {
+                    sequence: 3,
+                    position: 5000,
+                    event_type: "CaseOpened".into()
+                }
+            ]
+        );
         Ok(())
     }
 
