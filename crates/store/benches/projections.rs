@@ -6,7 +6,8 @@
 //! customer; the log also holds about `N / 2` events of a background population (customers
 //! with interactions, cases and surveys) plus the 10k-entry customer, so the full run reads
 //! about 1.5 M events. A quick run: `SIJIL_BENCH_EVENTS=20000 cargo bench -p sijil-store
-//! --bench projections`. `SIJIL_BENCH_DIR` puts the store somewhere other than the temp dir.
+//! --bench projections`. `SIJIL_BENCH_DIR` puts the store somewhere other than the temp dir;
+//! `SIJIL_BENCH_ONLY=timeline,escalation` rebuilds only the projections named.
 //!
 //! Peak RSS is `VmHWM` from `/proc/self/status`, reset (`clear_refs` = 5) before each rebuild,
 //! so it is the high-water mark of that rebuild (plus what the process already held).
@@ -273,6 +274,16 @@ fn vm_hwm_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time used by the process so far (user + system, all threads), from `/proc/self/stat`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
@@ -326,13 +337,14 @@ fn page_latency(
     Ok((percentile(&times, 0.5), percentile(&times, 0.99), got))
 }
 
-fn report(name: &str, stats: &RebuildStats, hwm: Option<u64>) {
+fn report(name: &str, stats: &RebuildStats, hwm: Option<u64>, cpu: Option<f64>) {
     println!(
-        "rebuild {name:<11} {:>9} events in {:>7.2} s = {:>9.0} events/s, peak RSS {} MiB",
+        "rebuild {name:<11} {:>9} events in {:>7.2} s = {:>9.0} events/s, peak RSS {} MiB, CPU {} s",
         stats.events,
         stats.elapsed.as_secs_f64(),
         stats.events_per_sec,
         hwm.map_or("?".to_owned(), |k| (k / 1024).to_string()),
+        cpu.map_or("?".to_owned(), |c| format!("{c:.2}")),
     );
 }
 
@@ -387,12 +399,22 @@ async fn run() -> Result<(), BoxError> {
     let mut handles = Vec::new();
     let mut projections = default_projections();
     projections.insert(0, Arc::new(Baseline));
+    // `SIJIL_BENCH_ONLY=timeline,metrics` rebuilds just those (for profiling one of them).
+    let only = std::env::var("SIJIL_BENCH_ONLY").ok();
+    projections.retain(|p| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|name| name == p.name()))
+    });
     for projection in projections {
         let name = projection.name();
         let handle = ProjectionHandle::open(store.db(), projection)?;
         reset_hwm();
+        let cpu_before = cpu_seconds();
         let stats = tokio::task::block_in_place(|| handle.rebuild(&store))?;
-        report(name, &stats, vm_hwm_kib());
+        let cpu = cpu_seconds()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
+        report(name, &stats, vm_hwm_kib(), cpu);
         if name != "bench_baseline" {
             handles.push(handle);
         }
@@ -400,6 +422,7 @@ async fn run() -> Result<(), BoxError> {
     // The standard projections rebuilt together: one shared scan of the log.
     let refs: Vec<&ProjectionHandle> = handles.iter().collect();
     reset_hwm();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let outcomes =
         tokio::task::block_in_place(|| ProjectionHandle::rebuild_together(&store, &refs));
@@ -407,18 +430,24 @@ async fn run() -> Result<(), BoxError> {
     for outcome in outcomes {
         outcome?;
     }
+    let cpu = cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     println!(
-        "rebuild all {} together {head:>9} events in {secs:>7.2} s = {:>9.0} events/s, peak RSS {} MiB",
+        "rebuild all {} together {head:>9} events in {secs:>7.2} s = {:>9.0} events/s, peak RSS {} MiB, CPU {} s",
         refs.len(),
         head as f64 / secs,
         vm_hwm_kib().map_or("?".to_owned(), |k| (k / 1024).to_string()),
+        cpu.map_or("?".to_owned(), |c| format!("{c:.2}")),
     );
     for handle in handles {
         if handle.name() == "timeline" {
             timeline_handle = Some(handle);
         }
     }
-    let handle = timeline_handle.ok_or("no timeline projection")?;
+    let Some(handle) = timeline_handle else {
+        return Ok(());
+    };
     for (label, customer, entries) in [
         ("10", small, 10u64),
         ("10k", medium, 10_000.min(n)),

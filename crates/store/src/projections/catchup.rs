@@ -47,6 +47,8 @@ pub struct Lane<'t> {
     overlay: Overlay<'t>,
     /// The first event that failed in this scan, and why.
     failure: Option<(u64, ProjectionError)>,
+    /// Whether commits are guarded by a redo record.
+    guarded: bool,
 }
 
 impl<'t> Lane<'t> {
@@ -56,15 +58,38 @@ impl<'t> Lane<'t> {
         projection: &'t dyn Projection,
         tree: &'t sled::Tree,
     ) -> Result<Lane<'t>, ChunkFailure> {
+        Lane::open_with(projection, tree, true)
+    }
+
+    /// A lane filling a tree that is dropped whole if the fill does not end (see
+    /// [`Overlay::unguarded`]): its commits write no redo record.
+    pub fn open_fresh(
+        projection: &'t dyn Projection,
+        tree: &'t sled::Tree,
+    ) -> Result<Lane<'t>, ChunkFailure> {
+        Lane::open_with(projection, tree, false)
+    }
+
+    fn open_with(
+        projection: &'t dyn Projection,
+        tree: &'t sled::Tree,
+        guarded: bool,
+    ) -> Result<Lane<'t>, ChunkFailure> {
         let checkpoint = recover(tree)
             .and_then(|_| checkpoint(tree))
             .map_err(|error| ChunkFailure { position: 0, error })?;
+        let overlay = if guarded {
+            Overlay::new(tree)
+        } else {
+            Overlay::unguarded(tree)
+        };
         Ok(Lane {
             projection,
             tree,
             checkpoint,
-            overlay: Overlay::new(tree),
+            overlay,
             failure: None,
+            guarded,
         })
     }
 
@@ -102,6 +127,21 @@ pub fn apply_chunk(
     upto: Option<u64>,
 ) -> Result<Option<u64>, ChunkFailure> {
     let mut lanes = vec![Lane::open(projection, tree)?];
+    match apply_chunk_shared(store, &mut lanes, limit, upto).pop() {
+        Some(outcome) => outcome,
+        None => Ok(None),
+    }
+}
+
+/// [`apply_chunk`] for a tree being filled from scratch ([`Lane::open_fresh`]).
+pub fn apply_chunk_fresh(
+    store: &Store,
+    projection: &dyn Projection,
+    tree: &sled::Tree,
+    limit: usize,
+    upto: Option<u64>,
+) -> Result<Option<u64>, ChunkFailure> {
+    let mut lanes = vec![Lane::open_fresh(projection, tree)?];
     match apply_chunk_shared(store, &mut lanes, limit, upto).pop() {
         Some(outcome) => outcome,
         None => Ok(None),
@@ -168,7 +208,7 @@ fn finish(
                 // Re-apply the good prefix from a clean overlay (the failed event may have
                 // left partial writes) and commit it.
                 let good = position - 1;
-                let mut retry = Lane::open(lane.projection, lane.tree)?;
+                let mut retry = Lane::open_with(lane.projection, lane.tree, lane.guarded)?;
                 let start = retry.checkpoint.saturating_add(1);
                 let room = usize::try_from(good - retry.checkpoint).unwrap_or(usize::MAX);
                 let outcome = scan(

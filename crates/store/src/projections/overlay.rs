@@ -22,10 +22,12 @@
 //! tens of thousands of events behind); the checkpoint, and so `wait_for`, moves only when
 //! the whole chunk is in.
 
+use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use rustc_hash::FxHashMap;
 use sled::IVec;
 
 use super::error::ProjectionError;
@@ -40,7 +42,7 @@ pub const REDO_KEY: &[u8] = b"\x00redo";
 /// Writes per `sled::Batch`; commits of at least this many writes are split.
 pub const SPLIT_AT: usize = 256;
 /// Largest piece of a redo record stored under one key.
-pub const REDO_PART: usize = 64 * 1024;
+pub const REDO_PART: usize = 4 * 1024;
 
 /// Pending writes over one projection tree.
 #[derive(Debug)]
@@ -48,7 +50,45 @@ pub struct Overlay<'t> {
     tree: &'t sled::Tree,
     pending: BTreeMap<Vec<u8>, Option<IVec>>,
     /// Tree values already read (`None`: the key is absent), valid until commit.
-    read_cache: RefCell<HashMap<Vec<u8>, Option<IVec>>>,
+    read_cache: RefCell<FxHashMap<Vec<u8>, Option<IVec>>>,
+    /// Per lower bound of [`Overlay::floor`]/[`Overlay::ceiling`] queries: the tree's rows
+    /// around the last key asked for, valid until commit.
+    around_cache: RefCell<FxHashMap<Vec<u8>, Around>>,
+    /// State a projection keeps across the events of a chunk and writes out at commit.
+    deferred: Option<Box<dyn Deferred>>,
+    /// Whether a split commit is guarded by a redo record (see [`Overlay::unguarded`]).
+    guarded: bool,
+}
+
+/// Rows a projection holds back while it applies a chunk (a block being filled, counters),
+/// so a run of events touching the same rows costs one write each instead of one per event.
+/// Kept in the [`Overlay`] ([`Overlay::take_deferred`], [`Overlay::put_deferred`]) and
+/// written through it by [`Overlay::commit`] before anything else; dropped with the pending
+/// writes by [`Overlay::discard`]. The projection alone reads its rows while a chunk is
+/// applied, so it alone must look in this state first.
+pub trait Deferred: Any + Send + std::fmt::Debug {
+    /// Writes the held-back rows into `ov`'s pending writes.
+    fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError>;
+}
+
+/// A tree row: key and value.
+type Row = (IVec, IVec);
+
+/// The tree's rows next to a probe key `p` at or above a lower bound `l`: `below` is the last
+/// row with `l <= key <= p`, `above` the first row with `key > p` (any key). The same pair
+/// answers every probe `q` with `below.key <= q < above.key` (`l <= q` when `below` is
+/// `None`), since the tree holds no key strictly between them.
+#[derive(Debug, Clone)]
+struct Around {
+    below: Option<Row>,
+    above: Option<Row>,
+}
+
+impl Around {
+    fn answers(&self, lower: &[u8], probe: &[u8]) -> bool {
+        let from = self.below.as_ref().map_or(lower, |(k, _)| &k[..]);
+        from <= probe && self.above.as_ref().is_none_or(|(k, _)| probe < &k[..])
+    }
 }
 
 impl<'t> Overlay<'t> {
@@ -57,7 +97,43 @@ impl<'t> Overlay<'t> {
         Overlay {
             tree,
             pending: BTreeMap::new(),
-            read_cache: RefCell::new(HashMap::new()),
+            read_cache: RefCell::new(FxHashMap::default()),
+            around_cache: RefCell::new(FxHashMap::default()),
+            deferred: None,
+            guarded: true,
+        }
+    }
+
+    /// An empty overlay over a tree that is being filled from scratch and is dropped whole
+    /// if the process stops before the fill ends (a rebuild's new generation or a check's
+    /// scratch tree: [`super::meta::drop_leftovers`] removes them on the next open). Its
+    /// split commits skip the redo record: a crash can leave a chunk half-written only in a
+    /// tree nobody will read. Writing each chunk once instead of twice makes rebuilds faster.
+    pub fn unguarded(tree: &'t sled::Tree) -> Overlay<'t> {
+        Overlay {
+            guarded: false,
+            ..Overlay::new(tree)
+        }
+    }
+
+    /// Takes out the deferred state of type `T` (a new one when there is none); give it back
+    /// with [`Overlay::put_deferred`] once the event is applied.
+    pub fn take_deferred<T: Deferred + Default>(&mut self) -> Box<T> {
+        let held: Option<Box<dyn Any>> = self.deferred.take().map(|d| d as Box<dyn Any>);
+        held.and_then(|d| d.downcast::<T>().ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps `state` until commit (see [`Deferred`]).
+    pub fn put_deferred(&mut self, state: Box<dyn Deferred>) {
+        self.deferred = Some(state);
+    }
+
+    /// Writes the deferred state, if any, into the pending writes.
+    pub fn flush_deferred(&mut self) -> Result<(), ProjectionError> {
+        match self.deferred.take() {
+            Some(state) => state.flush(self),
+            None => Ok(()),
         }
     }
 
@@ -124,6 +200,126 @@ impl<'t> Overlay<'t> {
         self.range(prefix, end.as_deref())
     }
 
+    /// The last row with `lower <= key <= at`, as the tree would hold it after commit. Meant
+    /// for finding the block a key falls in: the tree's side is remembered per `lower`, so a
+    /// run of probes that move forward through the same gap costs one tree lookup.
+    pub fn floor(
+        &self,
+        lower: &[u8],
+        at: &[u8],
+    ) -> Result<Option<(Vec<u8>, IVec)>, ProjectionError> {
+        if at < lower {
+            return Ok(None);
+        }
+        let pending = self
+            .pending
+            .range::<[u8], _>((Bound::Included(lower), Bound::Included(at)))
+            .rev()
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        let mut tree = self.around(lower, at)?.below;
+        // A tree row the pending writes remove does not count; look further down (rare: a
+        // removed row is a block that was moved).
+        while let Some((key, _)) = &tree {
+            match self.pending.get(&key[..]) {
+                None => break,
+                // Pending also has this key, so `pending` is at least as far up.
+                Some(Some(_)) => {
+                    tree = None;
+                    break;
+                }
+                Some(None) => {
+                    tree = self
+                        .tree
+                        .range::<&[u8], _>((Bound::Included(lower), Bound::Excluded(&key[..])))
+                        .next_back()
+                        .transpose()
+                        .map_err(|e| ProjectionError::sled("scan projection", e))?;
+                }
+            }
+        }
+        Ok(match (pending, tree) {
+            (Some(p), Some((k, v))) if k[..] > p.0[..] => Some((k.to_vec(), v)),
+            (Some(p), _) => Some(p),
+            (None, tree) => tree.map(|(k, v)| (k.to_vec(), v)),
+        })
+    }
+
+    /// The first row with `after < key < upper`, as the tree would hold it after commit;
+    /// `lower` (at most `after`) names the cache line shared with [`Overlay::floor`].
+    pub fn ceiling(
+        &self,
+        lower: &[u8],
+        after: &[u8],
+        upper: &[u8],
+    ) -> Result<Option<(Vec<u8>, IVec)>, ProjectionError> {
+        if upper <= after {
+            return Ok(None);
+        }
+        let range = (Bound::Excluded(after), Bound::Excluded(upper));
+        let pending = self
+            .pending
+            .range::<[u8], _>(range)
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        let first_above = if after >= lower {
+            self.around(lower, after)?.above
+        } else {
+            self.tree
+                .range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded))
+                .next()
+                .transpose()
+                .map_err(|e| ProjectionError::sled("scan projection", e))?
+        };
+        let mut tree = first_above.filter(|(k, _)| &k[..] < upper);
+        while let Some((key, _)) = &tree {
+            match self.pending.get(&key[..]) {
+                None => break,
+                Some(Some(_)) => {
+                    tree = None;
+                    break;
+                }
+                Some(None) => {
+                    tree = self
+                        .tree
+                        .range::<&[u8], _>((Bound::Excluded(&key[..]), Bound::Excluded(upper)))
+                        .next()
+                        .transpose()
+                        .map_err(|e| ProjectionError::sled("scan projection", e))?;
+                }
+            }
+        }
+        Ok(match (pending, tree) {
+            (Some(p), Some((k, v))) if k[..] < p.0[..] => Some((k.to_vec(), v)),
+            (Some(p), _) => Some(p),
+            (None, tree) => tree.map(|(k, v)| (k.to_vec(), v)),
+        })
+    }
+
+    /// The tree's rows around `probe` (see [`Around`]), remembered per `lower`.
+    fn around(&self, lower: &[u8], probe: &[u8]) -> Result<Around, ProjectionError> {
+        if let Some(known) = self.around_cache.borrow().get(lower) {
+            if known.answers(lower, probe) {
+                return Ok(known.clone());
+            }
+        }
+        let below = self
+            .tree
+            .range::<&[u8], _>((Bound::Included(lower), Bound::Included(probe)))
+            .next_back()
+            .transpose()
+            .map_err(|e| ProjectionError::sled("scan projection", e))?;
+        let above = self
+            .tree
+            .range::<&[u8], _>((Bound::Excluded(probe), Bound::Unbounded))
+            .next()
+            .transpose()
+            .map_err(|e| ProjectionError::sled("scan projection", e))?;
+        let around = Around { below, above };
+        self.around_cache
+            .borrow_mut()
+            .insert(lower.to_vec(), around.clone());
+        Ok(around)
+    }
+
     /// How many writes are pending.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
@@ -132,21 +328,24 @@ impl<'t> Overlay<'t> {
     /// Drops every pending write.
     pub fn discard(&mut self) {
         self.pending.clear();
+        self.deferred = None;
     }
 
     /// Forgets every remembered tree read (the tree may have changed underneath).
     fn forget_reads(&mut self) {
         self.read_cache.get_mut().clear();
+        self.around_cache.get_mut().clear();
     }
 
-    /// Writes every pending write and the checkpoint `position`, all or nothing: one atomic
+    /// Writes the deferred state, every pending write and the checkpoint `position`, all or nothing: one atomic
     /// batch, or split batches behind a redo record when there are [`SPLIT_AT`] writes or
     /// more (see the module docs).
     pub fn commit(&mut self, position: u64) -> Result<(), ProjectionError> {
+        self.flush_deferred()?;
         let pending = std::mem::take(&mut self.pending);
         self.forget_reads();
         let mut parts = 0;
-        if pending.len() >= SPLIT_AT {
+        if self.guarded && pending.len() >= SPLIT_AT {
             let redo = encode_redo(position, &pending);
             parts = write_redo(self.tree, &redo)?;
         }
@@ -408,6 +607,37 @@ mod tests {
         assert_eq!(tree.get(b"k000003")?, None);
         assert_eq!(rows(&tree)?.len(), n - (n + 3) / 7);
         assert!(!recover(&tree)?);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unguarded_commit_writes_no_redo_record() -> Result<(), Box<dyn std::error::Error>> {
+        let n = 3 * SPLIT_AT + 5;
+        for guarded in [true, false] {
+            let db = sled::Config::new().temporary(true).open()?;
+            let tree = db.open_tree("t")?;
+            let mut redo_writes = tree.watch_prefix(REDO_KEY);
+            let mut ov = if guarded {
+                Overlay::new(&tree)
+            } else {
+                Overlay::unguarded(&tree)
+            };
+            big_chunk(&mut ov, n);
+            ov.commit(77)?;
+            assert_eq!(checkpoint(&tree)?, 77);
+            assert_eq!(rows(&tree)?.len(), n - (n + 3) / 7);
+            let seen = std::iter::from_fn(|| {
+                redo_writes
+                    .next_timeout(std::time::Duration::from_millis(50))
+                    .ok()
+            })
+            .count();
+            assert_eq!(
+                seen > 0,
+                guarded,
+                "guarded: {guarded}, redo writes seen: {seen}"
+            );
+        }
         Ok(())
     }
 

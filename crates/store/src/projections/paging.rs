@@ -76,6 +76,63 @@ pub struct Scanned<T> {
     pub stopped_at: Option<Vec<u8>>,
 }
 
+/// Collects a page from entries offered one at a time in scan order: keeps up to `want`
+/// accepted entries, notes whether one more was seen, and gives up once `budget` rejections
+/// are spent. Used by [`scan`] over tree rows, and by readers whose entries are not one row
+/// each (the timeline's blocks).
+pub struct Pager<'b, T, F> {
+    want: usize,
+    budget: &'b mut usize,
+    accept: F,
+    out: Scanned<T>,
+}
+
+impl<'b, T, F> Pager<'b, T, F>
+where
+    F: FnMut(&[u8], &[u8]) -> Result<Option<T>, ProjectionError>,
+{
+    /// A pager keeping `want` entries that `accept` takes, skipping at most `budget` others.
+    pub fn new(want: usize, budget: &'b mut usize, accept: F) -> Pager<'b, T, F> {
+        Pager {
+            want,
+            budget,
+            accept,
+            out: Scanned {
+                items: Vec::new(),
+                more: false,
+                stopped_at: None,
+            },
+        }
+    }
+
+    /// Offers the next entry; returns whether the scan should go on.
+    pub fn offer(&mut self, key: &[u8], value: &[u8]) -> Result<bool, ProjectionError> {
+        match (self.accept)(key, value)? {
+            Some(found) => {
+                if self.out.items.len() >= self.want {
+                    self.out.more = true;
+                    return Ok(false);
+                }
+                self.out.items.push((key.to_vec(), found));
+            }
+            None => {
+                if *self.budget == 0 {
+                    self.out.more = true;
+                    self.out.stopped_at = Some(key.to_vec());
+                    return Ok(false);
+                }
+                *self.budget -= 1;
+            }
+        }
+        Ok(true)
+    }
+
+    /// What was collected.
+    pub fn finish(self) -> Scanned<T> {
+        self.out
+    }
+}
+
 /// Walks `window` (backwards when `reverse`), passing each entry to `accept`, until `want`
 /// entries are accepted and one more was seen, the window ends, or `budget` rejections were
 /// spent.
@@ -85,15 +142,11 @@ pub fn scan<T>(
     reverse: bool,
     want: usize,
     budget: &mut usize,
-    mut accept: impl FnMut(&[u8], &[u8]) -> Result<Option<T>, ProjectionError>,
+    accept: impl FnMut(&[u8], &[u8]) -> Result<Option<T>, ProjectionError>,
 ) -> Result<Scanned<T>, ProjectionError> {
-    let mut out = Scanned {
-        items: Vec::new(),
-        more: false,
-        stopped_at: None,
-    };
+    let mut pager = Pager::new(want, budget, accept);
     if window.is_empty() {
-        return Ok(out);
+        return Ok(pager.finish());
     }
     let upper = match &window.upper {
         Some(u) => Bound::Excluded(u.clone()),
@@ -107,25 +160,11 @@ pub fn scan<T>(
     };
     for item in iter {
         let (key, value) = item.map_err(|e| ProjectionError::sled("scan projection", e))?;
-        match accept(&key, &value)? {
-            Some(found) => {
-                if out.items.len() >= want {
-                    out.more = true;
-                    break;
-                }
-                out.items.push((key.to_vec(), found));
-            }
-            None => {
-                if *budget == 0 {
-                    out.more = true;
-                    out.stopped_at = Some(key.to_vec());
-                    break;
-                }
-                *budget -= 1;
-            }
+        if !pager.offer(&key, &value)? {
+            break;
         }
     }
-    Ok(out)
+    Ok(pager.finish())
 }
 
 #[cfg(test)]

@@ -11,14 +11,16 @@ use std::time::Instant;
 
 use crate::store::Store;
 
-use super::catchup::{apply_chunk, apply_chunk_shared, ChunkFailure, Lane, REBUILD_CHUNK};
+use super::catchup::{apply_chunk_fresh, apply_chunk_shared, ChunkFailure, Lane, REBUILD_CHUNK};
 use super::error::ProjectionError;
 use super::handle::{lock, Generation, ProjectionHandle};
 use super::meta::{self, MetaRecord};
 use super::status::RebuildStats;
 use super::Projection;
 
-/// Applies chunks to `tree` until it reaches the head (or `upto`).
+/// Applies chunks to `tree` until it reaches the head (or `upto`). `tree` is a new generation
+/// or a scratch tree, dropped whole if the fill does not end, so its commits are unguarded
+/// ([`super::overlay::Overlay::unguarded`]).
 pub(crate) fn fill(
     store: &Store,
     projection: &dyn Projection,
@@ -27,7 +29,7 @@ pub(crate) fn fill(
     mut position: u64,
 ) -> Result<u64, ProjectionError> {
     loop {
-        match apply_chunk(store, projection, tree, REBUILD_CHUNK, upto) {
+        match apply_chunk_fresh(store, projection, tree, REBUILD_CHUNK, upto) {
             Ok(Some(last)) => position = last,
             Ok(None) => return Ok(position),
             Err(ChunkFailure { error, .. }) => return Err(error),
@@ -36,7 +38,7 @@ pub(crate) fn fill(
 }
 
 /// Applies chunks to every (projection, tree) with one scan of the log per chunk until each
-/// reaches the head (or `upto`) or fails. Returns each one's position or error, in order.
+/// reaches the head (or `upto`) or fails; the trees are filled from scratch, as in [`fill`]. Returns each one's position or error, in order.
 pub(crate) fn fill_shared(
     store: &Store,
     targets: &[(&dyn Projection, &sled::Tree)],
@@ -52,7 +54,7 @@ pub(crate) fn fill_shared(
             if outcomes[index].is_some() {
                 continue;
             }
-            match Lane::open(*projection, tree) {
+            match Lane::open_fresh(*projection, tree) {
                 Ok(lane) => {
                     lanes.push(lane);
                     indexes.push(index);

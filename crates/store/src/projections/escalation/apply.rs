@@ -1,13 +1,17 @@
 //! Applies case events to case rows and keeps the queue and due indexes in step: the index
-//! keys of the row before and after the event are computed, stale ones removed and new ones
-//! written, so the indexes always match the rows.
+//! keys of the row before and after are computed, stale ones removed and new ones written,
+//! so the indexes always match the rows. Rows touched by a chunk are held decoded until its
+//! commit ([`Held`]), so each is decoded, encoded and re-indexed once per chunk.
 
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
 use sijil_domain::{CaseId, DomainEvent, NoteTarget, SlaTarget, TeamId, Timestamp};
 use uuid::Uuid;
 
 use super::super::error::ProjectionError;
 use super::super::keys::Key;
-use super::super::overlay::Overlay;
+use super::super::overlay::{Deferred, Overlay};
 use super::super::rows;
 use super::super::EventMeta;
 use super::query::target_code;
@@ -57,11 +61,47 @@ fn row_key(ws: Uuid, case: CaseId) -> Vec<u8> {
     Key::new(CASE).uuid(ws).uuid(case.as_uuid()).build()
 }
 
-/// Writes `new` (replacing `old`) and moves its index entries.
-fn save(ov: &mut Overlay<'_>, old: Option<&CaseRow>, new: &CaseRow) -> Result<(), ProjectionError> {
-    let before = old.map(index_entries).unwrap_or_default();
-    let after = index_entries(new);
-    for (key, _) in &before {
+/// Case rows held back while a chunk is applied (see [`Deferred`]): each case touched, as
+/// it now is, with the index entries of the row the overlay holds. At commit each row is
+/// encoded once and its indexes moved once, however many of its events the chunk held; the
+/// rows and indexes written are those the events applied one at a time would leave.
+#[derive(Debug, Default)]
+struct Held {
+    /// By workspace ‖ case.
+    cases: FxHashMap<[u8; 32], HeldCase>,
+}
+
+#[derive(Debug)]
+struct HeldCase {
+    /// Index entries of the row in the overlay (none when it has no row).
+    stored: Vec<(Vec<u8>, Vec<u8>)>,
+    row: CaseRow,
+}
+
+impl Deferred for Held {
+    fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
+        for (_, case) in self.cases {
+            save(ov, &case.stored, &case.row)?;
+        }
+        Ok(())
+    }
+}
+
+fn held_key(ws: Uuid, case: CaseId) -> [u8; 32] {
+    let mut key = [0; 32];
+    key[..16].copy_from_slice(ws.as_bytes());
+    key[16..].copy_from_slice(case.as_uuid().as_bytes());
+    key
+}
+
+/// Writes `row` and moves its index entries from `before` (those of the row it replaces).
+fn save(
+    ov: &mut Overlay<'_>,
+    before: &[(Vec<u8>, Vec<u8>)],
+    row: &CaseRow,
+) -> Result<(), ProjectionError> {
+    let after = index_entries(row);
+    for (key, _) in before {
         if !after.iter().any(|(k, _)| k == key) {
             ov.remove(key.clone());
         }
@@ -72,8 +112,8 @@ fn save(ov: &mut Overlay<'_>, old: Option<&CaseRow>, new: &CaseRow) -> Result<()
         }
     }
     ov.insert(
-        row_key(new.workspace.as_uuid(), new.case_id),
-        rows::encode(new)?,
+        row_key(row.workspace.as_uuid(), row.case_id),
+        rows::encode(row)?,
     );
     Ok(())
 }
@@ -90,9 +130,20 @@ pub(super) fn apply(
     meta: &EventMeta<'_>,
     event: &DomainEvent,
 ) -> Result<(), ProjectionError> {
+    let mut held = ov.take_deferred::<Held>();
+    let result = apply_held(ov, &mut held, meta, event);
+    ov.put_deferred(held);
+    result
+}
+
+fn apply_held(
+    ov: &Overlay<'_>,
+    held: &mut Held,
+    meta: &EventMeta<'_>,
+    event: &DomainEvent,
+) -> Result<(), ProjectionError> {
     let ws = meta.workspace_id.as_uuid();
     if let DomainEvent::CaseOpened(e) = event {
-        let old = load(ov, ws, e.case_id)?;
         let row = CaseRow {
             workspace: meta.workspace_id,
             case_id: e.case_id,
@@ -123,7 +174,16 @@ pub(super) fn apply(
             last_event_at: e.at,
             version: meta.stream_version,
         };
-        return save(ov, old.as_ref(), &row);
+        match held.cases.entry(held_key(ws, e.case_id)) {
+            Entry::Occupied(mut known) => known.get_mut().row = row,
+            Entry::Vacant(slot) => {
+                let stored = load(ov, ws, e.case_id)?
+                    .map(|old| index_entries(&old))
+                    .unwrap_or_default();
+                slot.insert(HeldCase { stored, row });
+            }
+        }
+        return Ok(());
     }
     let case = match event {
         DomainEvent::CaseAssigned(e) => e.case_id,
@@ -140,15 +200,22 @@ pub(super) fn apply(
         },
         _ => return Ok(()),
     };
-    // A case event without a row (another workspace's case, or no opening) changes nothing.
-    let Some(old) = load(ov, ws, case)? else {
-        return Ok(());
+    let row = match held.cases.entry(held_key(ws, case)) {
+        Entry::Occupied(known) => &mut known.into_mut().row,
+        Entry::Vacant(slot) => {
+            // A case event without a row (another workspace's case, or no opening) changes
+            // nothing.
+            let Some(row) = load(ov, ws, case)? else {
+                return Ok(());
+            };
+            let stored = index_entries(&row);
+            &mut slot.insert(HeldCase { stored, row }).row
+        }
     };
-    let mut row = old.clone();
-    update(&mut row, event);
+    update(row, event);
     row.last_event_at = event.occurred_at().max(row.last_event_at);
     row.version = meta.stream_version;
-    save(ov, Some(&old), &row)
+    Ok(())
 }
 
 /// Moves the case to `to_level` (and to `team`, keeping the agent, as the aggregate does),

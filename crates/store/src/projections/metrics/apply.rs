@@ -1,13 +1,17 @@
 //! Applies domain events to the metric cells: finds who a figure is attributed to (through the
-//! case and interaction memos this projection keeps) and adds to the day cells of each scope.
+//! case and interaction memos this projection keeps) and adds to the day cells of each scope
+//! (held decoded until the chunk commits, [`HeldCells`]).
 
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
 use sijil_domain::{
     AgentId, Channel, DomainEvent, FeedbackSubject, Reward, Score, TeamId, Timestamp, WorkspaceId,
 };
 
 use super::super::error::ProjectionError;
 use super::super::keys::{order_i64, Key};
-use super::super::overlay::Overlay;
+use super::super::overlay::{Deferred, Overlay};
 use super::super::rows;
 use super::super::EventMeta;
 use super::cells::{day_of, CaseMemo, Cells, FcrMark, InteractionMemo, Scope};
@@ -27,6 +31,24 @@ fn load<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
+/// Metric cells held back while a chunk is applied (see [`Deferred`]): a cell that many
+/// events of the chunk add to (the workspace's day, a busy channel's) is decoded once and
+/// encoded once, at commit.
+#[derive(Debug, Default)]
+struct HeldCells {
+    /// By cell key.
+    cells: FxHashMap<Vec<u8>, Cells>,
+}
+
+impl Deferred for HeldCells {
+    fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
+        for (key, cells) in self.cells {
+            ov.insert(key, rows::encode(&cells)?);
+        }
+        Ok(())
+    }
+}
+
 /// Adds to the cell of each scope on `day`.
 fn bump(
     ov: &mut Overlay<'_>,
@@ -35,13 +57,23 @@ fn bump(
     day: i64,
     change: impl Fn(&mut Cells),
 ) -> Result<(), ProjectionError> {
+    let mut held = ov.take_deferred::<HeldCells>();
+    let mut result = Ok(());
     for scope in scopes {
-        let key = scope.cell_key(ws, day);
-        let mut cells: Cells = load(ov, &key, "metric cell")?.unwrap_or_default();
-        change(&mut cells);
-        ov.insert(key, rows::encode(&cells)?);
+        let cells = match held.cells.entry(scope.cell_key(ws, day)) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => match load(ov, slot.key(), "metric cell") {
+                Ok(stored) => slot.insert(stored.unwrap_or_default()),
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            },
+        };
+        change(cells);
     }
-    Ok(())
+    ov.put_deferred(held);
+    result
 }
 
 /// The workspace, the channel and, when known, the agent and team.

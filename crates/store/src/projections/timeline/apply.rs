@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use rustc_hash::FxHashMap;
 use sijil_domain::events::*;
 use sijil_domain::{
     Channel, CustomerId, DomainEvent, FeedbackSubject, Handler, NoteTarget, RecognitionBasis,
@@ -12,12 +13,12 @@ use sijil_domain::{
 use uuid::Uuid;
 
 use super::super::error::ProjectionError;
-use super::super::keys::{typed, Key, Reader};
-use super::super::overlay::Overlay;
+use super::super::keys::{order_i64, typed, Key, Reader};
+use super::super::overlay::{Deferred, Overlay};
 use super::super::text::{short, utc_minute};
 use super::super::EventMeta;
 use super::{
-    decode_entry, encode_entry, EntryKind, StoredEntry, AGENT, CASE, COUNT, ENTRY, ERASED,
+    block, decode_entry, encode_entry, EntryKind, StoredEntry, AGENT, CASE, COUNT, ENTRY, ERASED,
     FOLLOW_UP, FORGOTTEN, MERGED, REDIRECT,
 };
 
@@ -118,19 +119,65 @@ fn is_forgotten(ov: &Overlay<'_>, ws: Uuid, customer: Uuid) -> Result<bool, Proj
     Ok(ov.get(&key_of(FORGOTTEN, ws, customer))?.is_some())
 }
 
-fn bump_count(
+/// Rows held back while a chunk is applied (see [`Deferred`]): customers' open last blocks
+/// and their entry counts.
+#[derive(Debug, Default)]
+struct Held {
+    tails: block::Tails,
+    /// Count row key → count.
+    counts: FxHashMap<Vec<u8>, u64>,
+}
+
+impl Deferred for Held {
+    fn flush(mut self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
+        self.tails.close_all(ov);
+        for (key, count) in self.counts.drain() {
+            ov.insert(key, count.to_be_bytes().to_vec());
+        }
+        Ok(())
+    }
+}
+
+impl Held {
+    fn bump_count(
+        &mut self,
+        ov: &Overlay<'_>,
+        ws: Uuid,
+        customer: Uuid,
+        by: u64,
+    ) -> Result<(), ProjectionError> {
+        let key = key_of(COUNT, ws, customer);
+        let count = match self.counts.get_mut(&key) {
+            Some(count) => count,
+            None => {
+                let stored = match ov.get(&key)? {
+                    Some(bytes) => Reader::new(&bytes, "timeline count").u64()?,
+                    None => 0,
+                };
+                self.counts.entry(key).or_insert(stored)
+            }
+        };
+        *count = count.saturating_add(by);
+        Ok(())
+    }
+}
+
+/// Runs `work` with the held-back rows of this chunk.
+fn with_held<R>(
     ov: &mut Overlay<'_>,
-    ws: Uuid,
-    customer: Uuid,
-    by: u64,
-) -> Result<(), ProjectionError> {
-    let key = key_of(COUNT, ws, customer);
-    let current = match ov.get(&key)? {
-        Some(bytes) => Reader::new(&bytes, "timeline count").u64()?,
-        None => 0,
-    };
-    ov.insert(key, current.saturating_add(by).to_be_bytes().to_vec());
-    Ok(())
+    work: impl FnOnce(&mut Overlay<'_>, &mut Held) -> Result<R, ProjectionError>,
+) -> Result<R, ProjectionError> {
+    let mut held = ov.take_deferred::<Held>();
+    let result = work(ov, &mut held);
+    ov.put_deferred(held);
+    result
+}
+
+/// Writes the open blocks into the overlay, before blocks are read or rewritten through it.
+fn close_blocks(ov: &mut Overlay<'_>) {
+    let mut held = ov.take_deferred::<Held>();
+    held.tails.close_all(ov);
+    ov.put_deferred(held);
 }
 
 /// Writes `draft` into `target`'s range.
@@ -162,14 +209,15 @@ fn place(
     if let Some(origin) = origin {
         entry.origin_customer = Some(typed(origin, "customer id")?);
     }
-    let key = Key::new(ENTRY)
-        .uuid(ctx.ws)
-        .uuid(target)
-        .i64(ctx.meta.occurred_at.millis())
-        .u64(ctx.meta.position)
-        .build();
-    ov.insert(key, encode_entry(kind, channel, &entry)?);
-    bump_count(ov, ctx.ws, target, 1)
+    let prefix = Key::new(ENTRY).uuid(ctx.ws).uuid(target).build();
+    let mut order = [0; block::ORDER_LEN];
+    order[..8].copy_from_slice(&order_i64(ctx.meta.occurred_at.millis()).to_be_bytes());
+    order[8..].copy_from_slice(&ctx.meta.position.to_be_bytes());
+    let value = encode_entry(kind, channel, &entry)?;
+    with_held(ov, |ov, held| {
+        held.tails.put(ov, &prefix, order, &value)?;
+        held.bump_count(ov, ctx.ws, target, 1)
+    })
 }
 
 /// Writes `draft` for `customer`, in the range of the customer they were merged into, if any.
@@ -498,22 +546,26 @@ fn merge(ov: &mut Overlay<'_>, ctx: &Ctx<'_>, e: &CustomerMerged) -> Result<(), 
     let into = e.into.as_uuid();
     let survivor = resolve(ov, ctx.ws, into)?;
     if survivor != merged {
+        close_blocks(ov);
         let prefix = Key::new(ENTRY).uuid(ctx.ws).uuid(merged).build();
-        let entries = ov.scan_prefix(&prefix)?;
-        let copied = entries.len() as u64;
-        for (key, value) in entries {
-            let (kind, channel, mut entry) = decode_entry(&value)?;
-            if entry.origin_customer.is_none() {
-                entry.origin_customer = Some(e.customer_id);
+        let into_prefix = Key::new(ENTRY).uuid(ctx.ws).uuid(survivor).build();
+        let mut copied = 0u64;
+        for (_, entries) in block::all(ov, &prefix)? {
+            for (order, value) in entries {
+                let (kind, channel, mut entry) = decode_entry(&value)?;
+                if entry.origin_customer.is_none() {
+                    entry.origin_customer = Some(e.customer_id);
+                }
+                block::put(
+                    ov,
+                    &into_prefix,
+                    order,
+                    &encode_entry(kind, channel, &entry)?,
+                )?;
+                copied += 1;
             }
-            let new_key = Key::new(ENTRY)
-                .uuid(ctx.ws)
-                .uuid(survivor)
-                .bytes(&key[prefix.len()..])
-                .build();
-            ov.insert(new_key, encode_entry(kind, channel, &entry)?);
         }
-        bump_count(ov, ctx.ws, survivor, copied)?;
+        with_held(ov, |ov, held| held.bump_count(ov, ctx.ws, survivor, copied))?;
         ov.insert(key_of(REDIRECT, ctx.ws, merged), into.as_bytes().to_vec());
         ov.insert(
             Key::new(MERGED)
@@ -541,11 +593,28 @@ fn erase_range(
     select: impl Fn(&StoredEntry) -> bool,
 ) -> Result<(), ProjectionError> {
     let prefix = Key::new(ENTRY).uuid(ws).uuid(customer).build();
-    for (key, value) in ov.scan_prefix(&prefix)? {
-        let (kind, channel, mut entry) = decode_entry(&value)?;
-        if entry.text.as_deref().is_some_and(|t| t != ERASED) && select(&entry) {
-            entry.text = Some(ERASED.to_owned());
-            ov.insert(key, encode_entry(kind, channel, &entry)?);
+    for (key, entries) in block::all(ov, &prefix)? {
+        let mut changed = false;
+        let mut values = Vec::with_capacity(entries.len());
+        for (order, value) in entries {
+            let (kind, channel, mut entry) = decode_entry(&value)?;
+            if entry.text.as_deref().is_some_and(|t| t != ERASED) && select(&entry) {
+                entry.text = Some(ERASED.to_owned());
+                values.push((order, encode_entry(kind, channel, &entry)?));
+                changed = true;
+            } else {
+                values.push((order, value));
+            }
+        }
+        if changed {
+            let records: Vec<block::Record<'_>> = values
+                .iter()
+                .map(|(order, value)| block::Record {
+                    order: *order,
+                    value,
+                })
+                .collect();
+            ov.insert(key, block::encode(&records));
         }
     }
     Ok(())
@@ -572,6 +641,7 @@ fn forget(
             queue.push(reader.uuid()?);
         }
     }
+    close_blocks(ov);
     for person in &people {
         erase_range(ov, ws, *person, |_| true)?;
         ov.insert(key_of(FORGOTTEN, ws, *person), Vec::new());

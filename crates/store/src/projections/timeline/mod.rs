@@ -7,7 +7,7 @@
 //!
 //! | key                                   | value                                          |
 //! |---------------------------------------|------------------------------------------------|
-//! | `E ‖ ws ‖ customer ‖ at ‖ position`   | kind (u8) ‖ channel code or 0xff ‖ MessagePack entry |
+//! | `E ‖ ws ‖ customer ‖ at ‖ position`   | a block of entries from this one on (see [`block`]); each entry: kind (u8) ‖ channel code or 0xff ‖ MessagePack entry |
 //! | `N ‖ ws ‖ customer`                   | entry count (u64)                              |
 //! | `K ‖ ws ‖ case`                       | the case's customer (16)                       |
 //! | `F ‖ ws ‖ follow-up`                  | the follow-up's customer (16)                  |
@@ -25,6 +25,7 @@
 //! that came from them in survivors' ranges; later entries about them arrive erased.
 
 mod apply;
+mod block;
 mod query;
 
 use serde::{Deserialize, Serialize};
@@ -247,8 +248,9 @@ impl Projection for TimelineProjection {
         "timeline"
     }
 
+    /// 2: entries stored in blocks instead of a row each.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn event_types(&self) -> &'static [&'static str] {

@@ -7,8 +7,8 @@ use sijil_domain::{Channel, CustomerId, Timestamp, WorkspaceId};
 use super::super::cursor;
 use super::super::error::ProjectionError;
 use super::super::keys::{order_i64, typed, Key, Reader};
-use super::super::paging::{scan, Scanned, Window, MAX_PAGE, SKIP_BUDGET};
-use super::{decode_entry, header, EntryKind, TimelineEntry, COUNT, ENTRY, REDIRECT};
+use super::super::paging::{Pager, Scanned, Window, MAX_PAGE, SKIP_BUDGET};
+use super::{block, decode_entry, header, EntryKind, TimelineEntry, COUNT, ENTRY, REDIRECT};
 
 /// Entries per page when neither `first` nor `last` is given.
 pub const DEFAULT_PAGE: usize = 50;
@@ -101,6 +101,24 @@ fn entry(prefix_len: usize, key: &[u8], value: &[u8]) -> Result<TimelineEntry, P
     })
 }
 
+/// Walks the entries under `prefix` in `window` (see [`block::walk`]) into a page: `want`
+/// accepted entries, whether more follow, where a spent `budget` stopped it.
+fn scan<T>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    window: &Window,
+    reverse: bool,
+    want: usize,
+    budget: &mut usize,
+    accept: impl FnMut(&[u8], &[u8]) -> Result<Option<T>, ProjectionError>,
+) -> Result<Scanned<T>, ProjectionError> {
+    let mut pager = Pager::new(want, budget, accept);
+    block::walk(tree, prefix, window, reverse, |key, value| {
+        pager.offer(key, value)
+    })?;
+    Ok(pager.finish())
+}
+
 /// One page of `customer`'s timeline in workspace `ws`.
 pub fn page(
     tree: &sled::Tree,
@@ -174,7 +192,7 @@ pub fn page(
     // Whether any matching entry lies in `probe`, nearest first.
     let exists =
         |probe: &Window, reverse: bool, budget: &mut usize| -> Result<bool, ProjectionError> {
-            Ok(scan(tree, probe, reverse, 0, budget, accept)?.more)
+            Ok(scan(tree, &prefix, probe, reverse, 0, budget, accept)?.more)
         };
 
     let mut budget = SKIP_BUDGET;
@@ -185,7 +203,7 @@ pub fn page(
             items,
             more,
             stopped_at,
-        } = scan(tree, &window, ascending, size, &mut budget, accept)?;
+        } = scan(tree, &prefix, &window, ascending, size, &mut budget, accept)?;
         out.entries = items.into_iter().rev().map(|(_, e)| e).collect();
         out.has_previous = more;
         out.start_cursor = match &stopped_at {
@@ -207,7 +225,15 @@ pub fn page(
             items,
             more,
             stopped_at,
-        } = scan(tree, &window, !ascending, size, &mut budget, accept)?;
+        } = scan(
+            tree,
+            &prefix,
+            &window,
+            !ascending,
+            size,
+            &mut budget,
+            accept,
+        )?;
         out.entries = items.into_iter().map(|(_, e)| e).collect();
         out.has_next = more;
         out.start_cursor = out.entries.first().map(|e| e.cursor.clone());
