@@ -7,7 +7,8 @@
 //! with interactions, cases and surveys) plus the 10k-entry customer, so the full run reads
 //! about 1.5 M events. A quick run: `SIJIL_BENCH_EVENTS=20000 cargo bench -p sijil-store
 //! --bench projections`. `SIJIL_BENCH_DIR` puts the store somewhere other than the temp dir;
-//! `SIJIL_BENCH_ONLY=timeline,escalation` rebuilds only the projections named.
+//! `SIJIL_BENCH_ONLY=timeline,escalation` rebuilds only the projections named;
+//! `SIJIL_BENCH_CACHE_MB=2048` sets sled's page cache (default: the store's 256 MiB).
 //!
 //! Peak RSS is `VmHWM` from `/proc/self/status`, reset (`clear_refs` = 5) before each rebuild,
 //! so it is the high-water mark of that rebuild (plus what the process already held).
@@ -26,7 +27,7 @@ use sijil_store::projections::{
     default_projections, encode_event, EventMeta, Overlay, Projection, ProjectionError,
     ProjectionHandle, RebuildStats,
 };
-use sijil_store::{ExpectedVersion, NewEvent, Store};
+use sijil_store::{ExpectedVersion, NewEvent, Store, StoreConfig};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -358,7 +359,15 @@ async fn run() -> Result<(), BoxError> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir());
     let dir = tempfile::tempdir_in(base)?;
-    let store = Store::open(dir.path())?;
+    // `SIJIL_BENCH_CACHE_MB`: sled's page cache (the store's default is 256 MiB).
+    let mut config = StoreConfig::new(dir.path());
+    if let Some(mb) = std::env::var("SIJIL_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        config = config.with_cache_capacity_bytes(mb * 1024 * 1024);
+    }
+    let store = Store::open_with(config)?;
     let ws: WorkspaceId = id();
     let agent: AgentId = id();
     let agent_event: DomainEvent = sijil_domain::events::AgentRegistered {

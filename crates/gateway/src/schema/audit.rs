@@ -195,7 +195,8 @@ fn rebuild_timeline(
         let Some(last) = batch.last().map(|e| e.sequence) else {
             break;
         };
-        let mut ov = Overlay::new(&tree);
+        // A temporary database: nothing survives a crash, so no redo record is needed.
+        let mut ov = Overlay::unguarded(&tree);
         let mut committed = 0;
         for entry in batch.iter().filter(|e| e.sequence <= local) {
             committed = entry.position;

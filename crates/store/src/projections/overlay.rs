@@ -41,7 +41,9 @@ pub const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
 pub const REDO_KEY: &[u8] = b"\x00redo";
 /// Writes per `sled::Batch`; commits of at least this many writes are split.
 pub const SPLIT_AT: usize = 256;
-/// Largest piece of a redo record stored under one key.
+/// Largest piece of a redo record stored under one key. Small enough that a sled leaf full
+/// of parts stays under sled's blob threshold (a quarter of its 512 KiB segment): with 64 KiB
+/// parts, sled wrote such leaves out as separate blob files.
 pub const REDO_PART: usize = 4 * 1024;
 
 /// Pending writes over one projection tree.
@@ -289,6 +291,44 @@ impl<'t> Overlay<'t> {
         }
         Ok(match (pending, tree) {
             (Some(p), Some((k, v))) if k[..] < p.0[..] => Some((k.to_vec(), v)),
+            (Some(p), _) => Some(p),
+            (None, tree) => tree.map(|(k, v)| (k.to_vec(), v)),
+        })
+    }
+
+    /// The last row with `lower <= key < upper`, as the tree would hold it after commit (one
+    /// tree lookup, not remembered).
+    pub fn last_below(
+        &self,
+        lower: &[u8],
+        upper: &[u8],
+    ) -> Result<Option<(Vec<u8>, IVec)>, ProjectionError> {
+        if upper <= lower {
+            return Ok(None);
+        }
+        let range = (Bound::Included(lower), Bound::Excluded(upper));
+        let pending = self
+            .pending
+            .range::<[u8], _>(range)
+            .rev()
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        let mut tree = None;
+        for item in self.tree.range::<&[u8], _>(range).rev() {
+            let (key, value) = item.map_err(|e| ProjectionError::sled("scan projection", e))?;
+            match self.pending.get(&key[..]) {
+                // Not shadowed: the tree's candidate.
+                None => {
+                    tree = Some((key, value));
+                    break;
+                }
+                // Pending has this key, so `pending` is at least as far up.
+                Some(Some(_)) => break,
+                // Removed by a pending write: look further down.
+                Some(None) => {}
+            }
+        }
+        Ok(match (pending, tree) {
+            (Some(p), Some((k, v))) if k[..] > p.0[..] => Some((k.to_vec(), v)),
             (Some(p), _) => Some(p),
             (None, tree) => tree.map(|(k, v)| (k.to_vec(), v)),
         })

@@ -31,11 +31,14 @@
 //! types this build does not know are not numbered. Applying is a pure function of the log
 //! order, so a rebuild numbers every event exactly as the incremental build did.
 
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
 use sijil_domain::{DomainEvent, WorkspaceId};
 
 use super::error::ProjectionError;
 use super::keys::{prefix_end, Key, Reader};
-use super::overlay::Overlay;
+use super::overlay::{Deferred, Overlay};
 use super::{EventMeta, Projection};
 
 /// Keyspace of the per-workspace counters.
@@ -101,6 +104,51 @@ impl Projection for WorkspaceLogProjection {
     }
 }
 
+/// What a chunk has numbered so far, per workspace, held back until commit (see
+/// [`Deferred`]): the counter, the run being filled and the window being filled, so an event
+/// appends to them in memory instead of rewriting three rows through the overlay. A run or
+/// window the numbering moves past is written out then; the rows are those numbering the
+/// events one at a time would leave.
+#[derive(Debug, Default)]
+struct Held {
+    workspaces: FxHashMap<WorkspaceId, Numbering>,
+}
+
+#[derive(Debug)]
+struct Numbering {
+    /// The last sequence given.
+    count: u64,
+    /// The open run: its number and value.
+    run: Option<(u64, Vec<u8>)>,
+    /// The open window: its number and rows.
+    window: Option<(u64, Window)>,
+}
+
+impl Numbering {
+    /// Writes the open run and window into the overlay.
+    fn write(&mut self, ov: &mut Overlay<'_>, ws: WorkspaceId) {
+        if let Some((run, value)) = self.run.take() {
+            ov.insert(run_key(ws, run), value);
+        }
+        if let Some((window, rows)) = self.window.take() {
+            ov.insert(window_key(ws, window), rows.encode());
+        }
+    }
+}
+
+impl Deferred for Held {
+    fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
+        for (ws, mut numbering) in self.workspaces {
+            numbering.write(ov, ws);
+            ov.insert(
+                Key::new(COUNT).uuid(ws.as_uuid()).build(),
+                numbering.count.to_be_bytes().to_vec(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Numbers `ws`'s event at global `position` (positions arrive in increasing order).
 fn number(
     ov: &mut Overlay<'_>,
@@ -108,20 +156,54 @@ fn number(
     position: u64,
     event_type: &str,
 ) -> Result<(), ProjectionError> {
-    let count_key = Key::new(COUNT).uuid(ws.as_uuid()).build();
-    let last = match ov.get(&count_key)? {
-        Some(bytes) => be_u64(&bytes, "workspace log counter")?,
-        None => 0,
+    let mut held = ov.take_deferred::<Held>();
+    let result = number_held(ov, &mut held, ws, position, event_type);
+    ov.put_deferred(held);
+    result
+}
+
+fn number_held(
+    ov: &mut Overlay<'_>,
+    held: &mut Held,
+    ws: WorkspaceId,
+    position: u64,
+    event_type: &str,
+) -> Result<(), ProjectionError> {
+    let numbering = match held.workspaces.entry(ws) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(slot) => {
+            let count_key = Key::new(COUNT).uuid(ws.as_uuid()).build();
+            let count = match ov.get(&count_key)? {
+                Some(bytes) => be_u64(&bytes, "workspace log counter")?,
+                None => 0,
+            };
+            slot.insert(Numbering {
+                count,
+                run: None,
+                window: None,
+            })
+        }
     };
+    let last = numbering.count;
     let sequence = last.saturating_add(1);
     let type_len = u16::try_from(event_type.len()).map_err(|_| {
         ProjectionError::corrupt("event type longer than 65 535 bytes in the workspace log")
     })?;
     let (run, index) = run_of(sequence);
-    let run_key = run_key(ws, run);
-    let mut value = match ov.get(&run_key)? {
-        Some(bytes) => bytes.to_vec(),
-        None => Vec::new(),
+    if numbering.run.as_ref().is_some_and(|(open, _)| *open != run) {
+        if let Some((open, value)) = numbering.run.take() {
+            ov.insert(run_key(ws, open), value);
+        }
+    }
+    let (_, value) = match &mut numbering.run {
+        Some(open) => open,
+        None => {
+            let value = match ov.get(&run_key(ws, run))? {
+                Some(bytes) => bytes.to_vec(),
+                None => Vec::new(),
+            };
+            numbering.run.insert((run, value))
+        }
     };
     // The counter says where the run stands: a new run starts empty, a started one holds
     // something (its full shape is checked when it is read).
@@ -133,15 +215,28 @@ fn number(
     value.extend_from_slice(&position.to_be_bytes());
     value.extend_from_slice(&type_len.to_be_bytes());
     value.extend_from_slice(event_type.as_bytes());
-    ov.insert(run_key, value);
-    let window_key = window_key(ws, position / WINDOW_SPAN);
-    let mut window = match ov.get(&window_key)? {
-        Some(bytes) => Window::decode(&bytes)?,
-        None => Window::empty(last),
+    let window_number = position / WINDOW_SPAN;
+    if numbering
+        .window
+        .as_ref()
+        .is_some_and(|(open, _)| *open != window_number)
+    {
+        if let Some((open, rows)) = numbering.window.take() {
+            ov.insert(window_key(ws, open), rows.encode());
+        }
+    }
+    let (_, window) = match &mut numbering.window {
+        Some(open) => open,
+        None => {
+            let window = match ov.get(&window_key(ws, window_number))? {
+                Some(bytes) => Window::decode(&bytes)?,
+                None => Window::empty(last),
+            };
+            numbering.window.insert((window_number, window))
+        }
     };
     window.add(offset(position))?;
-    ov.insert(window_key, window.encode());
-    ov.insert(count_key, sequence.to_be_bytes().to_vec());
+    numbering.count = sequence;
     Ok(())
 }
 

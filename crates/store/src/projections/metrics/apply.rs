@@ -1,6 +1,6 @@
 //! Applies domain events to the metric cells: finds who a figure is attributed to (through the
 //! case and interaction memos this projection keeps) and adds to the day cells of each scope
-//! (held decoded until the chunk commits, [`HeldCells`]).
+//! (cells and case memos are held decoded until the chunk commits, [`Held`]).
 
 use std::collections::hash_map::Entry;
 
@@ -31,19 +31,24 @@ fn load<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
-/// Metric cells held back while a chunk is applied (see [`Deferred`]): a cell that many
-/// events of the chunk add to (the workspace's day, a busy channel's) is decoded once and
-/// encoded once, at commit.
+/// Metric cells and case memos held back while a chunk is applied (see [`Deferred`]): a
+/// cell that many events of the chunk add to (the workspace's day, a busy channel's) or a
+/// case with several events in the chunk is decoded once and encoded once, at commit.
 #[derive(Debug, Default)]
-struct HeldCells {
+struct Held {
     /// By cell key.
     cells: FxHashMap<Vec<u8>, Cells>,
+    /// By case memo key: the memo as last saved.
+    cases: FxHashMap<Vec<u8>, CaseMemo>,
 }
 
-impl Deferred for HeldCells {
+impl Deferred for Held {
     fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
         for (key, cells) in self.cells {
             ov.insert(key, rows::encode(&cells)?);
+        }
+        for (key, memo) in self.cases {
+            ov.insert(key, rows::encode(&memo)?);
         }
         Ok(())
     }
@@ -57,7 +62,7 @@ fn bump(
     day: i64,
     change: impl Fn(&mut Cells),
 ) -> Result<(), ProjectionError> {
-    let mut held = ov.take_deferred::<HeldCells>();
+    let mut held = ov.take_deferred::<Held>();
     let mut result = Ok(());
     for scope in scopes {
         let cells = match held.cells.entry(scope.cell_key(ws, day)) {
@@ -93,12 +98,15 @@ struct Ctx<'a, 'm> {
 }
 
 impl Ctx<'_, '_> {
-    fn case(&self, case: sijil_domain::CaseId) -> Result<Option<CaseMemo>, ProjectionError> {
-        load(
-            self.ov,
-            &memo_key(CASE, self.ws, case.as_uuid()),
-            "case memo",
-        )
+    fn case(&mut self, case: sijil_domain::CaseId) -> Result<Option<CaseMemo>, ProjectionError> {
+        let key = memo_key(CASE, self.ws, case.as_uuid());
+        let held = self.ov.take_deferred::<Held>();
+        let memo = match held.cases.get(&key) {
+            Some(memo) => Ok(Some(memo.clone())),
+            None => load(self.ov, &key, "case memo"),
+        };
+        self.ov.put_deferred(held);
+        memo
     }
 
     fn save_case(
@@ -107,7 +115,9 @@ impl Ctx<'_, '_> {
         memo: &CaseMemo,
     ) -> Result<(), ProjectionError> {
         let key = memo_key(CASE, self.ws, case.as_uuid());
-        self.ov.insert(key, rows::encode(memo)?);
+        let mut held = self.ov.take_deferred::<Held>();
+        held.cases.insert(key, memo.clone());
+        self.ov.put_deferred(held);
         Ok(())
     }
 

@@ -228,31 +228,30 @@ impl Tails {
             }
             return put(ov, prefix, order, value);
         }
-        let key = key_of(prefix, &order);
+        // The customer's last block (one lookup): an entry after its last entry is appended
+        // there, as `put` would.
         let end = prefix_end(prefix)
             .ok_or_else(|| ProjectionError::corrupt("timeline prefix has no end"))?;
-        if ov.ceiling(prefix, &key, &end)?.is_none() {
-            let opened = match ov.floor(prefix, &key)? {
-                None => Some(Tail::empty()),
-                Some((block_key, block)) => {
-                    let list = records(&block)?;
-                    let count = list.len();
-                    match list.last() {
-                        Some(last) if last.order < order => Some(Tail {
-                            key: block_key,
-                            bytes: block.to_vec(),
-                            count,
-                            last: last.order,
-                        }),
-                        _ => None,
-                    }
+        let opened = match ov.last_below(prefix, &end)? {
+            None => Some(Tail::empty()),
+            Some((block_key, block)) => {
+                let list = records(&block)?;
+                let count = list.len();
+                match list.last() {
+                    Some(last) if last.order < order => Some(Tail {
+                        key: block_key,
+                        bytes: block.to_vec(),
+                        count,
+                        last: last.order,
+                    }),
+                    _ => None,
                 }
-            };
-            if let Some(mut tail) = opened {
-                tail.push(ov, prefix, order, value);
-                self.open.insert(prefix.to_vec(), tail);
-                return Ok(());
             }
+        };
+        if let Some(mut tail) = opened {
+            tail.push(ov, prefix, order, value);
+            self.open.insert(prefix.to_vec(), tail);
+            return Ok(());
         }
         put(ov, prefix, order, value)
     }
