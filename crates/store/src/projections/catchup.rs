@@ -129,11 +129,7 @@ pub fn apply_chunk(
     limit: usize,
     upto: Option<u64>,
 ) -> Result<Option<u64>, ChunkFailure> {
-    let mut lanes = vec![Lane::open(projection, tree)?];
-    match apply_chunk_shared(store, &mut lanes, limit, upto).pop() {
-        Some(outcome) => outcome,
-        None => Ok(None),
-    }
+    apply_one(store, Lane::open(projection, tree)?, limit, upto)
 }
 
 /// [`apply_chunk`] for a tree being filled from scratch ([`Lane::open_fresh`]).
@@ -144,7 +140,16 @@ pub fn apply_chunk_fresh(
     limit: usize,
     upto: Option<u64>,
 ) -> Result<Option<u64>, ChunkFailure> {
-    let mut lanes = vec![Lane::open_fresh(projection, tree)?];
+    apply_one(store, Lane::open_fresh(projection, tree)?, limit, upto)
+}
+
+fn apply_one(
+    store: &Store,
+    lane: Lane<'_>,
+    limit: usize,
+    upto: Option<u64>,
+) -> Result<Option<u64>, ChunkFailure> {
+    let mut lanes = vec![lane];
     match apply_chunk_shared(store, &mut lanes, limit, upto).pop() {
         Some(outcome) => outcome,
         None => Ok(None),
