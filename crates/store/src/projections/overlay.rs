@@ -53,9 +53,6 @@ pub struct Overlay<'t> {
     pending: BTreeMap<Vec<u8>, Option<IVec>>,
     /// Tree values already read (`None`: the key is absent), valid until commit.
     read_cache: RefCell<FxHashMap<Vec<u8>, Option<IVec>>>,
-    /// Per lower bound of [`Overlay::floor`]/[`Overlay::ceiling`] queries: the tree's rows
-    /// around the last key asked for, valid until commit.
-    around_cache: RefCell<FxHashMap<Vec<u8>, Around>>,
     /// State a projection keeps across the events of a chunk and writes out at commit.
     deferred: Option<Box<dyn Deferred>>,
     /// Whether a split commit is guarded by a redo record (see [`Overlay::unguarded`]).
@@ -73,26 +70,6 @@ pub trait Deferred: Any + Send + std::fmt::Debug {
     fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError>;
 }
 
-/// A tree row: key and value.
-type Row = (IVec, IVec);
-
-/// The tree's rows next to a probe key `p` at or above a lower bound `l`: `below` is the last
-/// row with `l <= key <= p`, `above` the first row with `key > p` (any key). The same pair
-/// answers every probe `q` with `below.key <= q < above.key` (`l <= q` when `below` is
-/// `None`), since the tree holds no key strictly between them.
-#[derive(Debug, Clone)]
-struct Around {
-    below: Option<Row>,
-    above: Option<Row>,
-}
-
-impl Around {
-    fn answers(&self, lower: &[u8], probe: &[u8]) -> bool {
-        let from = self.below.as_ref().map_or(lower, |(k, _)| &k[..]);
-        from <= probe && self.above.as_ref().is_none_or(|(k, _)| probe < &k[..])
-    }
-}
-
 impl<'t> Overlay<'t> {
     /// An empty overlay over `tree`.
     pub fn new(tree: &'t sled::Tree) -> Overlay<'t> {
@@ -100,7 +77,6 @@ impl<'t> Overlay<'t> {
             tree,
             pending: BTreeMap::new(),
             read_cache: RefCell::new(FxHashMap::default()),
-            around_cache: RefCell::new(FxHashMap::default()),
             deferred: None,
             guarded: true,
         }
@@ -202,9 +178,7 @@ impl<'t> Overlay<'t> {
         self.range(prefix, end.as_deref())
     }
 
-    /// The last row with `lower <= key <= at`, as the tree would hold it after commit. Meant
-    /// for finding the block a key falls in: the tree's side is remembered per `lower`, so a
-    /// run of probes that move forward through the same gap costs one tree lookup.
+    /// The last row with `lower <= key <= at`, as the tree would hold it after commit.
     pub fn floor(
         &self,
         lower: &[u8],
@@ -213,91 +187,22 @@ impl<'t> Overlay<'t> {
         if at < lower {
             return Ok(None);
         }
-        let pending = self
-            .pending
-            .range::<[u8], _>((Bound::Included(lower), Bound::Included(at)))
-            .rev()
-            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
-        let mut tree = self.around(lower, at)?.below;
-        // A tree row the pending writes remove does not count; look further down (rare: a
-        // removed row is a block that was moved).
-        while let Some((key, _)) = &tree {
-            match self.pending.get(&key[..]) {
-                None => break,
-                // Pending also has this key, so `pending` is at least as far up.
-                Some(Some(_)) => {
-                    tree = None;
-                    break;
-                }
-                Some(None) => {
-                    tree = self
-                        .tree
-                        .range::<&[u8], _>((Bound::Included(lower), Bound::Excluded(&key[..])))
-                        .next_back()
-                        .transpose()
-                        .map_err(|e| ProjectionError::sled("scan projection", e))?;
-                }
-            }
-        }
-        Ok(match (pending, tree) {
-            (Some(p), Some((k, v))) if k[..] > p.0[..] => Some((k.to_vec(), v)),
-            (Some(p), _) => Some(p),
-            (None, tree) => tree.map(|(k, v)| (k.to_vec(), v)),
-        })
+        self.nearest((Bound::Included(lower), Bound::Included(at)), true)
     }
 
-    /// The first row with `after < key < upper`, as the tree would hold it after commit;
-    /// `lower` (at most `after`) names the cache line shared with [`Overlay::floor`].
+    /// The first row with `after < key < upper`, as the tree would hold it after commit.
     pub fn ceiling(
         &self,
-        lower: &[u8],
         after: &[u8],
         upper: &[u8],
     ) -> Result<Option<(Vec<u8>, IVec)>, ProjectionError> {
         if upper <= after {
             return Ok(None);
         }
-        let range = (Bound::Excluded(after), Bound::Excluded(upper));
-        let pending = self
-            .pending
-            .range::<[u8], _>(range)
-            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
-        let first_above = if after >= lower {
-            self.around(lower, after)?.above
-        } else {
-            self.tree
-                .range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded))
-                .next()
-                .transpose()
-                .map_err(|e| ProjectionError::sled("scan projection", e))?
-        };
-        let mut tree = first_above.filter(|(k, _)| &k[..] < upper);
-        while let Some((key, _)) = &tree {
-            match self.pending.get(&key[..]) {
-                None => break,
-                Some(Some(_)) => {
-                    tree = None;
-                    break;
-                }
-                Some(None) => {
-                    tree = self
-                        .tree
-                        .range::<&[u8], _>((Bound::Excluded(&key[..]), Bound::Excluded(upper)))
-                        .next()
-                        .transpose()
-                        .map_err(|e| ProjectionError::sled("scan projection", e))?;
-                }
-            }
-        }
-        Ok(match (pending, tree) {
-            (Some(p), Some((k, v))) if k[..] < p.0[..] => Some((k.to_vec(), v)),
-            (Some(p), _) => Some(p),
-            (None, tree) => tree.map(|(k, v)| (k.to_vec(), v)),
-        })
+        self.nearest((Bound::Excluded(after), Bound::Excluded(upper)), false)
     }
 
-    /// The last row with `lower <= key < upper`, as the tree would hold it after commit (one
-    /// tree lookup, not remembered).
+    /// The last row with `lower <= key < upper`, as the tree would hold it after commit.
     pub fn last_below(
         &self,
         lower: &[u8],
@@ -306,14 +211,33 @@ impl<'t> Overlay<'t> {
         if upper <= lower {
             return Ok(None);
         }
-        let range = (Bound::Included(lower), Bound::Excluded(upper));
-        let pending = self
-            .pending
-            .range::<[u8], _>(range)
-            .rev()
-            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        self.nearest((Bound::Included(lower), Bound::Excluded(upper)), true)
+    }
+
+    /// The last (`last`) or first row in `range` (a non-empty range), as the tree would hold
+    /// it after commit: the nearest pending write that sets a value, or the nearest tree row
+    /// no pending write replaces or removes, whichever is further up (`last`) or down. One
+    /// tree lookup, plus one step per tree row that pending writes remove.
+    fn nearest(
+        &self,
+        range: (Bound<&[u8]>, Bound<&[u8]>),
+        last: bool,
+    ) -> Result<Option<(Vec<u8>, IVec)>, ProjectionError> {
+        let set = |(k, v): (&Vec<u8>, &Option<IVec>)| v.as_ref().map(|v| (k.clone(), v.clone()));
+        let in_pending = self.pending.range::<[u8], _>(range);
+        let pending = if last {
+            in_pending.rev().find_map(set)
+        } else {
+            in_pending.into_iter().find_map(set)
+        };
+        let in_tree = self.tree.range::<&[u8], _>(range);
+        let rows: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if last {
+            Box::new(in_tree.rev())
+        } else {
+            Box::new(in_tree)
+        };
         let mut tree = None;
-        for item in self.tree.range::<&[u8], _>(range).rev() {
+        for item in rows {
             let (key, value) = item.map_err(|e| ProjectionError::sled("scan projection", e))?;
             match self.pending.get(&key[..]) {
                 // Not shadowed: the tree's candidate.
@@ -321,43 +245,17 @@ impl<'t> Overlay<'t> {
                     tree = Some((key, value));
                     break;
                 }
-                // Pending has this key, so `pending` is at least as far up.
+                // Pending sets this key, so `pending` is at least as near.
                 Some(Some(_)) => break,
-                // Removed by a pending write: look further down.
+                // Removed by a pending write: look further.
                 Some(None) => {}
             }
         }
         Ok(match (pending, tree) {
-            (Some(p), Some((k, v))) if k[..] > p.0[..] => Some((k.to_vec(), v)),
+            (Some(p), Some((k, v))) if (k[..] > p.0[..]) == last => Some((k.to_vec(), v)),
             (Some(p), _) => Some(p),
             (None, tree) => tree.map(|(k, v)| (k.to_vec(), v)),
         })
-    }
-
-    /// The tree's rows around `probe` (see [`Around`]), remembered per `lower`.
-    fn around(&self, lower: &[u8], probe: &[u8]) -> Result<Around, ProjectionError> {
-        if let Some(known) = self.around_cache.borrow().get(lower) {
-            if known.answers(lower, probe) {
-                return Ok(known.clone());
-            }
-        }
-        let below = self
-            .tree
-            .range::<&[u8], _>((Bound::Included(lower), Bound::Included(probe)))
-            .next_back()
-            .transpose()
-            .map_err(|e| ProjectionError::sled("scan projection", e))?;
-        let above = self
-            .tree
-            .range::<&[u8], _>((Bound::Excluded(probe), Bound::Unbounded))
-            .next()
-            .transpose()
-            .map_err(|e| ProjectionError::sled("scan projection", e))?;
-        let around = Around { below, above };
-        self.around_cache
-            .borrow_mut()
-            .insert(lower.to_vec(), around.clone());
-        Ok(around)
     }
 
     /// How many writes are pending.
@@ -374,7 +272,6 @@ impl<'t> Overlay<'t> {
     /// Forgets every remembered tree read (the tree may have changed underneath).
     fn forget_reads(&mut self) {
         self.read_cache.get_mut().clear();
-        self.around_cache.get_mut().clear();
     }
 
     /// Writes the deferred state, every pending write and the checkpoint `position`, all or nothing: one atomic
@@ -610,6 +507,44 @@ mod tests {
         assert_eq!(tree.get(b"a2")?, None);
         assert_eq!(checkpoint(&tree)?, 42);
         assert_eq!(ov.pending_len(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn floor_ceiling_and_last_below_see_pending_writes_over_the_tree(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let tree = db.open_tree("t")?;
+        for key in [b"p1", b"p3", b"p5", b"p6", b"p7", b"q0"] {
+            tree.insert(key, &key[..])?;
+        }
+        let mut ov = Overlay::new(&tree);
+        ov.remove(b"p5".to_vec());
+        ov.remove(b"p7".to_vec());
+        ov.insert(b"p4".to_vec(), b"new".to_vec());
+        ov.insert(b"p3".to_vec(), b"replaced".to_vec());
+        let key = |row: Option<(Vec<u8>, IVec)>| row.map(|(k, _)| k);
+        // Removed tree rows are skipped, pending rows win over the tree rows they replace.
+        assert_eq!(key(ov.floor(b"p", b"p9")?), Some(b"p6".to_vec()));
+        assert_eq!(key(ov.floor(b"p", b"p5")?), Some(b"p4".to_vec()));
+        assert_eq!(key(ov.floor(b"p", b"p3")?), Some(b"p3".to_vec()));
+        assert_eq!(
+            ov.floor(b"p", b"p3")?.map(|(_, v)| v.to_vec()),
+            Some(b"replaced".to_vec())
+        );
+        assert_eq!(key(ov.floor(b"p", b"p2")?), Some(b"p1".to_vec()));
+        assert_eq!(key(ov.floor(b"p2", b"p2")?), None);
+        assert_eq!(key(ov.floor(b"p9", b"p2")?), None);
+        assert_eq!(key(ov.last_below(b"p", b"q")?), Some(b"p6".to_vec()));
+        assert_eq!(key(ov.last_below(b"p", b"p6")?), Some(b"p4".to_vec()));
+        assert_eq!(key(ov.last_below(b"p", b"p1")?), None);
+        assert_eq!(key(ov.ceiling(b"p3", b"q")?), Some(b"p4".to_vec()));
+        assert_eq!(key(ov.ceiling(b"p4", b"q")?), Some(b"p6".to_vec()));
+        assert_eq!(key(ov.ceiling(b"p6", b"q")?), None);
+        assert_eq!(key(ov.ceiling(b"p6", b"r")?), Some(b"q0".to_vec()));
+        assert_eq!(key(ov.ceiling(b"p1", b"q")?), Some(b"p3".to_vec()));
+        assert_eq!(key(ov.ceiling(b"p", b"p1")?), None);
+        assert_eq!(key(ov.ceiling(b"q", b"p")?), None);
         Ok(())
     }
 

@@ -174,10 +174,11 @@ fn with_held<R>(
 }
 
 /// Writes the open blocks into the overlay, before blocks are read or rewritten through it.
-fn close_blocks(ov: &mut Overlay<'_>) {
-    let mut held = ov.take_deferred::<Held>();
-    held.tails.close_all(ov);
-    ov.put_deferred(held);
+fn close_blocks(ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
+    with_held(ov, |ov, held| {
+        held.tails.close_all(ov);
+        Ok(())
+    })
 }
 
 /// Writes `draft` into `target`'s range.
@@ -546,7 +547,7 @@ fn merge(ov: &mut Overlay<'_>, ctx: &Ctx<'_>, e: &CustomerMerged) -> Result<(), 
     let into = e.into.as_uuid();
     let survivor = resolve(ov, ctx.ws, into)?;
     if survivor != merged {
-        close_blocks(ov);
+        close_blocks(ov)?;
         let prefix = Key::new(ENTRY).uuid(ctx.ws).uuid(merged).build();
         let into_prefix = Key::new(ENTRY).uuid(ctx.ws).uuid(survivor).build();
         let mut copied = 0u64;
@@ -641,7 +642,7 @@ fn forget(
             queue.push(reader.uuid()?);
         }
     }
-    close_blocks(ov);
+    close_blocks(ov)?;
     for person in &people {
         erase_range(ov, ws, *person, |_| true)?;
         ov.insert(key_of(FORGOTTEN, ws, *person), Vec::new());

@@ -136,7 +136,7 @@ pub(crate) fn put(
     // Before every block: join the first one (which moves to the new key) unless it is full.
     let end =
         prefix_end(prefix).ok_or_else(|| ProjectionError::corrupt("timeline prefix has no end"))?;
-    match ov.ceiling(prefix, &key, &end)? {
+    match ov.ceiling(&key, &end)? {
         Some((first_key, block)) => {
             let mut list = records(&block)?;
             if is_full(&list, value.len()) {
