@@ -125,11 +125,15 @@ struct Numbering {
 }
 
 impl Numbering {
-    /// Writes the open run and window into the overlay.
-    fn write(&mut self, ov: &mut Overlay<'_>, ws: WorkspaceId) {
+    /// Writes the open run, if any, into the overlay.
+    fn close_run(&mut self, ov: &mut Overlay<'_>, ws: WorkspaceId) {
         if let Some((run, value)) = self.run.take() {
             ov.insert(run_key(ws, run), value);
         }
+    }
+
+    /// Writes the open window, if any, into the overlay.
+    fn close_window(&mut self, ov: &mut Overlay<'_>, ws: WorkspaceId) {
         if let Some((window, rows)) = self.window.take() {
             ov.insert(window_key(ws, window), rows.encode());
         }
@@ -139,7 +143,8 @@ impl Numbering {
 impl Deferred for Held {
     fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
         for (ws, mut numbering) in self.workspaces {
-            numbering.write(ov, ws);
+            numbering.close_run(ov, ws);
+            numbering.close_window(ov, ws);
             ov.insert(
                 Key::new(COUNT).uuid(ws.as_uuid()).build(),
                 numbering.count.to_be_bytes().to_vec(),
@@ -191,9 +196,7 @@ fn number_held(
     })?;
     let (run, index) = run_of(sequence);
     if numbering.run.as_ref().is_some_and(|(open, _)| *open != run) {
-        if let Some((open, value)) = numbering.run.take() {
-            ov.insert(run_key(ws, open), value);
-        }
+        numbering.close_run(ov, ws);
     }
     let (_, value) = match &mut numbering.run {
         Some(open) => open,
@@ -221,9 +224,7 @@ fn number_held(
         .as_ref()
         .is_some_and(|(open, _)| *open != window_number)
     {
-        if let Some((open, rows)) = numbering.window.take() {
-            ov.insert(window_key(ws, open), rows.encode());
-        }
+        numbering.close_window(ov, ws);
     }
     let (_, window) = match &mut numbering.window {
         Some(open) => open,
