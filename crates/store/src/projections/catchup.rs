@@ -8,10 +8,13 @@
 //! consumes cost a type comparison, and nothing is allocated per event until a projection
 //! wants it. Several projections ([`Lane`]s) can share one scan ([`apply_chunk_shared`]):
 //! each event is read and decoded once and handed to every lane past whose checkpoint it
-//! lies; every lane still commits its own tree with its own checkpoint. A chunk of at least
-//! `PARALLEL_MIN_EVENTS` events for several lanes is decoded once into owned events and the
-//! lanes apply them on one thread each (a rebuild or catch-up of all projections uses both
-//! cores); smaller chunks are applied inline.
+//! lies; every lane still commits its own tree with its own checkpoint. In a chunk of at
+//! least `PARALLEL_MIN_EVENTS` events the scanning thread decodes the wanted events into
+//! owned batches and hands each batch to every lane, which applies it on a thread of its own:
+//! reading the log and applying it overlap, so even one projection's rebuild uses both
+//! cores. Smaller chunks (live appends) are applied inline.
+
+use std::sync::{mpsc, Arc};
 
 use sijil_domain::{DomainEvent, Timestamp, WorkspaceId};
 
@@ -101,6 +104,20 @@ impl<'t> Lane<'t> {
         self.failure.is_none()
             && position > self.checkpoint
             && self.projection.event_types().contains(&event_type)
+    }
+
+    /// Applies `event` if this lane wants it (see [`Lane::take`]).
+    fn take_decoded(&mut self, event: &Decoded) {
+        if !self.wants(event.position, &event.event_type) {
+            return;
+        }
+        match &event.decoded {
+            Ok((workspace_id, decoded)) => {
+                let meta = event.meta(*workspace_id);
+                self.take(event.position, Ok((&meta, decoded)));
+            }
+            Err(error) => self.take(event.position, Err(error)),
+        }
     }
 
     /// Applies one event it wants (or records that it could not be decoded), remembering the
@@ -259,7 +276,7 @@ fn scan(
     let room = usize::try_from(upto - from + 1).unwrap_or(usize::MAX);
     let limit = limit.max(1).min(room);
     let mut last = None;
-    if lanes.len() < 2 || limit < PARALLEL_MIN_EVENTS {
+    if limit < PARALLEL_MIN_EVENTS {
         visit_log(store.trees(), from, upto, limit, |raw| {
             last = Some(raw.position);
             if lanes.iter().any(|l| l.wants(raw.position, raw.event_type)) {
@@ -269,37 +286,65 @@ fn scan(
         })?;
         return Ok(last);
     }
-    // A big chunk for several lanes: decode each wanted event once, then let every lane
-    // apply its share on its own thread (each writes only its own overlay).
-    let mut events = Vec::new();
-    visit_log(store.trees(), from, upto, limit, |raw| {
-        last = Some(raw.position);
-        if lanes.iter().any(|l| l.wants(raw.position, raw.event_type)) {
-            events.push(Decoded::of(store, &raw));
-        }
-        Ok::<(), ProjectionError>(())
-    })?;
-    let events = &events;
+    // A big chunk: this thread reads and decodes each wanted event once, in batches, while
+    // every lane applies the batches on its own thread (each writes only its own overlay),
+    // so reading the log and applying it use both cores even for one lane.
+    let interests: Vec<(u64, &'static [&'static str])> = lanes
+        .iter()
+        .map(|l| (l.checkpoint, l.projection.event_types()))
+        .collect();
+    let wanted = |position: u64, event_type: &str| {
+        interests
+            .iter()
+            .any(|(checkpoint, types)| position > *checkpoint && types.contains(&event_type))
+    };
     std::thread::scope(|scope| {
+        let mut feeds = Vec::with_capacity(lanes.len());
         for lane in lanes.iter_mut() {
+            let (feed, batches) = mpsc::sync_channel::<Arc<Vec<Decoded>>>(FEED_DEPTH);
+            feeds.push(feed);
             scope.spawn(move || {
-                for event in events {
-                    if !lane.wants(event.position, &event.event_type) {
-                        continue;
-                    }
-                    match &event.decoded {
-                        Ok((workspace_id, decoded)) => {
-                            let meta = event.meta(*workspace_id);
-                            lane.take(event.position, Ok((&meta, decoded)));
-                        }
-                        Err(error) => lane.take(event.position, Err(error)),
+                for batch in batches {
+                    for event in batch.iter() {
+                        lane.take_decoded(event);
                     }
                 }
             });
         }
-    });
+        let mut batch = Vec::with_capacity(FEED_BATCH);
+        let read = visit_log(store.trees(), from, upto, limit, |raw| {
+            last = Some(raw.position);
+            if !wanted(raw.position, raw.event_type) {
+                return Ok(());
+            }
+            batch.push(Decoded::of(store, &raw));
+            if batch.len() == FEED_BATCH {
+                send(&feeds, std::mem::replace(&mut batch, Vec::with_capacity(FEED_BATCH)));
+            }
+            Ok::<(), ProjectionError>(())
+        });
+        if !batch.is_empty() {
+            send(&feeds, batch);
+        }
+        drop(feeds);
+        read
+    })?;
     Ok(last)
 }
+
+/// Hands `batch` to every lane's thread (a lane whose thread has ended is skipped).
+fn send(feeds: &[mpsc::SyncSender<Arc<Vec<Decoded>>>], batch: Vec<Decoded>) {
+    let batch = Arc::new(batch);
+    for feed in feeds {
+        // A closed feed means the lane's thread is gone; the scope reports its panic.
+        let _ = feed.send(Arc::clone(&batch));
+    }
+}
+
+/// Events per batch handed from the reading thread to the lanes.
+const FEED_BATCH: usize = 1024;
+/// Batches in flight per lane: enough to keep both sides busy, few enough to bound memory.
+const FEED_DEPTH: usize = 4;
 
 /// Chunks at least this big are applied by all lanes in parallel (smaller ones, such as
 /// live appends, are not worth the threads).
