@@ -3,7 +3,9 @@
 //! that fails in a shared chunk stops at the failing event with the events before it
 //! committed while the others go on, lanes that start at different checkpoints each resume
 //! from their own, the runner's `rebuild_all` swaps every projection to an equal new
-//! generation, and upcast events reach projections at their current schema version.
+//! generation, and upcast events reach projections at their current schema version. A chunk
+//! big enough to be read by several reader threads in alternate spans applies every event
+//! once and in order; a hole in the log inside such a chunk commits nothing.
 
 mod projection_support;
 
@@ -28,12 +30,17 @@ type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 /// Two workspaces with customers, interactions, cases (some resolved and surveyed), a
 /// merge, an erasure and a rename.
 fn history() -> Result<Vec<World>, Box<dyn std::error::Error>> {
+    history_of(40)
+}
+
+/// [`history`] with `customers` customers per workspace.
+fn history_of(people: u64) -> Result<Vec<World>, Box<dyn std::error::Error>> {
     let mut worlds = Vec::new();
     for n in 0..2u64 {
         let mut w = World::new(300 + n);
         let agent = w.register_agent("Agent")?;
         let mut customers = Vec::new();
-        for i in 0..40u64 {
+        for i in 0..people {
             let kind = KINDS[(i % 4) as usize];
             let c = w.register(
                 &format!("عميل {i} Customer{i}"),
@@ -202,6 +209,106 @@ fn a_lane_failing_in_a_shared_chunk_stops_there_and_the_others_go_on() -> TestRe
     assert_eq!(rows.len() as u64, fail_at - 1 + 1);
     assert!(rows.iter().all(|(_, v)| v != b"partial"));
     Ok(())
+}
+
+/// A history of several thousand events: a whole-log chunk is read in several spans of
+/// 1,024 positions by alternating reader threads.
+fn long_history() -> Result<Vec<World>, Box<dyn std::error::Error>> {
+    history_of(500)
+}
+
+#[test]
+fn a_chunk_read_in_spans_by_several_readers_applies_every_event_once_in_order() -> TestResult {
+    let worlds = long_history()?;
+    let (_dir, store) = store_with(&worlds);
+    let head = store.head_position();
+    assert!(head > 4 * 1024, "several spans per reader: {head} events");
+    let timeline_tree = store.db().open_tree("test/timeline")?;
+    let recorder_tree = store.db().open_tree("test/recorder")?;
+    let timeline = default_projections_named("timeline")?;
+    let recorder = Order::default();
+    // Given two lanes sharing one chunk covering the whole log
+    let mut lanes = vec![
+        Lane::open(timeline.as_ref(), &timeline_tree).map_err(|f| f.error)?,
+        Lane::open(&recorder, &recorder_tree).map_err(|f| f.error)?,
+    ];
+    // When the chunk is applied
+    let outcomes = apply_chunk_shared(&store, &mut lanes, usize::MAX, None);
+    drop(lanes);
+    // Then each lane saw every position once, in log order
+    assert!(matches!(outcomes[0], Ok(Some(p)) if p == head));
+    assert!(matches!(outcomes[1], Ok(Some(p)) if p == head));
+    let seen = recorder.seen.lock().map_err(|_| "poisoned")?.clone();
+    assert_eq!(seen, (1..=head).collect::<Vec<u64>>());
+    // and the timeline equals one built alone in small chunks applied inline
+    assert!(dump(&timeline_tree) == built_alone(&worlds, timeline));
+    Ok(())
+}
+
+#[test]
+fn a_hole_in_the_log_inside_a_big_chunk_commits_nothing_and_is_reported() -> TestResult {
+    let worlds = long_history()?;
+    let (_dir, store) = store_with(&worlds);
+    let head = store.head_position();
+    let hole = head / 2 + 7;
+    // Given the log missing one position in the middle of the chunk (as damage would leave it)
+    store
+        .db()
+        .open_tree("log")?
+        .remove(hole.to_be_bytes())?
+        .ok_or("the position was there")?;
+    let tree = store.db().open_tree("test/recorder")?;
+    let recorder = Order::default();
+    let mut lanes = vec![Lane::open(&recorder, &tree).map_err(|f| f.error)?];
+    // When a whole-log chunk is applied
+    let outcomes = apply_chunk_shared(&store, &mut lanes, usize::MAX, None);
+    drop(lanes);
+    // Then the scan fails as corruption at the hole and the tree is untouched
+    match &outcomes[0] {
+        Err(failure) => {
+            assert_eq!(failure.error.code(), "CORRUPT", "{:?}", failure.error);
+            assert!(
+                failure.error.to_string().contains(&hole.to_string()),
+                "{}",
+                failure.error
+            );
+        }
+        other => return Err(format!("expected a failure, got {other:?}").into()),
+    }
+    assert_eq!(checkpoint(&tree)?, 0);
+    assert_eq!(dump(&tree).len(), 0);
+    Ok(())
+}
+
+/// Records the order in which it is given positions (and one row per event).
+#[derive(Default)]
+struct Order {
+    seen: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Projection for Order {
+    fn name(&self) -> &'static str {
+        "order"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn event_types(&self) -> &'static [&'static str] {
+        sijil_domain::events::EVENT_TYPES
+    }
+    fn apply(
+        &self,
+        ov: &mut Overlay<'_>,
+        meta: &EventMeta<'_>,
+        _event: &DomainEvent,
+    ) -> Result<(), ProjectionError> {
+        self.seen
+            .lock()
+            .map_err(|_| ProjectionError::Task("poisoned".into()))?
+            .push(meta.position);
+        ov.insert(meta.position.to_be_bytes().to_vec(), Vec::new());
+        Ok(())
+    }
 }
 
 #[test]

@@ -9,10 +9,11 @@
 //! wants it. Several projections ([`Lane`]s) can share one scan ([`apply_chunk_shared`]):
 //! each event is read and decoded once and handed to every lane past whose checkpoint it
 //! lies; every lane still commits its own tree with its own checkpoint. In a chunk of at
-//! least `PARALLEL_MIN_EVENTS` events the scanning thread decodes the wanted events into
-//! owned batches and hands each batch to every lane, which applies it on a thread of its own:
-//! reading the log and applying it overlap, so even one projection's rebuild uses both
-//! cores. Smaller chunks (live appends) are applied inline.
+//! least `PARALLEL_MIN_EVENTS` events, two reader threads read and decode alternate spans of
+//! the log into owned batches, the scanning thread takes the batches back in log order and
+//! hands each to every lane, and each lane applies them on a thread of its own: reading,
+//! decoding and applying overlap, so even one projection's rebuild uses both cores. Smaller
+//! chunks (live appends) are applied inline.
 
 use std::sync::{mpsc, Arc};
 
@@ -286,9 +287,11 @@ fn scan(
         })?;
         return Ok(last);
     }
-    // A big chunk: this thread reads and decodes each wanted event once, in batches, while
-    // every lane applies the batches on its own thread (each writes only its own overlay),
-    // so reading the log and applying it use both cores even for one lane.
+    // A big chunk: `READERS` threads read and decode the wanted events of alternate spans of
+    // `FEED_BATCH` positions (the log is dense: span k is `from + k * FEED_BATCH` on); this
+    // thread takes the spans back in order and hands each to every lane, which applies it on
+    // a thread of its own (each writes only its own overlay). Reading, decoding and applying
+    // overlap, so even one projection's rebuild uses both cores.
     let interests: Vec<(u64, &'static [&'static str])> = lanes
         .iter()
         .map(|l| (l.checkpoint, l.projection.event_types()))
@@ -297,6 +300,12 @@ fn scan(
         interests
             .iter()
             .any(|(checkpoint, types)| position > *checkpoint && types.contains(&event_type))
+    };
+    let end = from.saturating_add(limit as u64 - 1).min(upto);
+    let spans = (end - from) / FEED_BATCH as u64 + 1;
+    let span = |k: u64| {
+        let first = from + k * FEED_BATCH as u64;
+        (first, first.saturating_add(FEED_BATCH as u64 - 1).min(end))
     };
     std::thread::scope(|scope| {
         let mut feeds = Vec::with_capacity(lanes.len());
@@ -311,23 +320,52 @@ fn scan(
                 }
             });
         }
-        let mut batch = Vec::with_capacity(FEED_BATCH);
-        let read = visit_log(store.trees(), from, upto, limit, |raw| {
-            last = Some(raw.position);
-            if !wanted(raw.position, raw.event_type) {
-                return Ok(());
-            }
-            batch.push(Decoded::of(store, &raw));
-            if batch.len() == FEED_BATCH {
-                send(&feeds, std::mem::replace(&mut batch, Vec::with_capacity(FEED_BATCH)));
-            }
-            Ok::<(), ProjectionError>(())
-        });
-        if !batch.is_empty() {
-            send(&feeds, batch);
+        let mut readers = Vec::with_capacity(READERS);
+        for reader in 0..READERS as u64 {
+            let (out, spans_read) =
+                mpsc::sync_channel::<Result<Vec<Decoded>, ProjectionError>>(FEED_DEPTH);
+            readers.push(spans_read);
+            let wanted = &wanted;
+            scope.spawn(move || {
+                for k in (reader..spans).step_by(READERS) {
+                    let (first, last) = span(k);
+                    let mut batch = Vec::new();
+                    let read = visit_log(store.trees(), first, last, usize::MAX, |raw| {
+                        if wanted(raw.position, raw.event_type) {
+                            batch.push(Decoded::of(store, &raw));
+                        }
+                        Ok::<(), ProjectionError>(())
+                    });
+                    let failed = read.is_err();
+                    // A closed channel means the scan stopped taking spans: stop reading.
+                    if out.send(read.map(|_| batch)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
         }
+        let mut outcome = Ok(());
+        for k in 0..spans {
+            match readers[(k % READERS as u64) as usize].recv() {
+                Ok(Ok(batch)) => {
+                    last = Some(span(k).1);
+                    if !batch.is_empty() {
+                        send(&feeds, batch);
+                    }
+                }
+                Ok(Err(error)) => {
+                    outcome = Err(error);
+                    break;
+                }
+                Err(_) => {
+                    outcome = Err(ProjectionError::Task("a log reader stopped".into()));
+                    break;
+                }
+            }
+        }
+        drop(readers);
         drop(feeds);
-        read
+        outcome
     })?;
     Ok(last)
 }
@@ -341,8 +379,11 @@ fn send(feeds: &[mpsc::SyncSender<Arc<Vec<Decoded>>>], batch: Vec<Decoded>) {
     }
 }
 
-/// Events per batch handed from the reading thread to the lanes.
+/// Log positions per span a reader reads, and so at most events per batch handed to lanes.
 const FEED_BATCH: usize = 1024;
+/// Threads reading a big chunk of the log: on a 2-core machine two readers keep up with
+/// a lane that does little per event (reading and decoding cost more than applying).
+const READERS: usize = 2;
 /// Batches in flight per lane: enough to keep both sides busy, few enough to bound memory.
 const FEED_DEPTH: usize = 4;
 
