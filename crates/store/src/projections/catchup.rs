@@ -69,7 +69,9 @@ impl<'t> Lane<'t> {
     }
 
     /// A lane filling a tree that is dropped whole if the fill does not end (see
-    /// [`Overlay::unguarded`]): its commits write no redo record.
+    /// [`Overlay::unguarded`]): its commits write no redo record. Nothing else writes the
+    /// tree while it fills, so its overlay carries state over commits
+    /// ([`Overlay::carrying`]): keep the lane from the first chunk of the fill to the last.
     pub fn open_fresh(
         projection: &'t dyn Projection,
         tree: &'t sled::Tree,
@@ -89,6 +91,8 @@ impl<'t> Lane<'t> {
             Overlay::new(tree)
         } else {
             Overlay::unguarded(tree)
+                .carrying()
+                .map_err(|error| ChunkFailure { position: 0, error })?
         };
         Ok(Lane {
             projection,
@@ -148,17 +152,6 @@ pub fn apply_chunk(
     upto: Option<u64>,
 ) -> Result<Option<u64>, ChunkFailure> {
     apply_one(store, Lane::open(projection, tree)?, limit, upto)
-}
-
-/// [`apply_chunk`] for a tree being filled from scratch ([`Lane::open_fresh`]).
-pub fn apply_chunk_fresh(
-    store: &Store,
-    projection: &dyn Projection,
-    tree: &sled::Tree,
-    limit: usize,
-    upto: Option<u64>,
-) -> Result<Option<u64>, ChunkFailure> {
-    apply_one(store, Lane::open_fresh(projection, tree)?, limit, upto)
 }
 
 fn apply_one(

@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 
 use crate::store::Store;
 
+use super::catchup::REBUILD_CHUNK;
 use super::error::ProjectionError;
 use super::handle::{lock, ProjectionHandle};
 use super::meta;
@@ -106,7 +107,14 @@ impl ProjectionHandle {
             .map_err(|e| ProjectionError::sled("open scratch tree", e))?;
         let result = (|| {
             let target = checkpoint(&self.generation().tree)?;
-            let bulk = fill(store, self.projection.as_ref(), &scratch, Some(target), 0)?;
+            let bulk = fill(
+                store,
+                self.projection.as_ref(),
+                &scratch,
+                Some(target),
+                0,
+                REBUILD_CHUNK,
+            )?;
             let _writer = lock(&self.writer);
             let live = self.generation().tree;
             let target = checkpoint(&live)?;
@@ -116,6 +124,7 @@ impl ProjectionHandle {
                 &scratch,
                 Some(target),
                 bulk,
+                REBUILD_CHUNK,
             )?;
             compare(name, target, &live, &scratch)
         })();

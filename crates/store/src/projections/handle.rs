@@ -43,6 +43,22 @@ pub struct CatchUpOptions {
     pub upto: Option<u64>,
 }
 
+/// In what steps [`ProjectionHandle::rebuild_with`] fills the new generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RebuildOptions {
+    /// Events per committed chunk (at least 1): bigger chunks coalesce more writes, smaller
+    /// ones hold less in memory.
+    pub chunk_events: usize,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> RebuildOptions {
+        RebuildOptions {
+            chunk_events: REBUILD_CHUNK,
+        }
+    }
+}
+
 impl Default for CatchUpOptions {
     fn default() -> CatchUpOptions {
         CatchUpOptions {

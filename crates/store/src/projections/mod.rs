@@ -53,7 +53,7 @@ use crate::event::RecordedEvent;
 
 pub use codec::{decode_event, encode_event};
 pub use error::ProjectionError;
-pub use handle::{CatchUpOptions, ProjectionHandle};
+pub use handle::{CatchUpOptions, ProjectionHandle, RebuildOptions};
 pub use overlay::Overlay;
 pub use runner::Projections;
 pub use status::{CheckReport, KeyDifference, ProjectionState, ProjectionStatus, RebuildStats};

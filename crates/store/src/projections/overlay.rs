@@ -57,6 +57,10 @@ pub struct Overlay<'t> {
     deferred: Option<Box<dyn Deferred>>,
     /// Whether a split commit is guarded by a redo record (see [`Overlay::unguarded`]).
     guarded: bool,
+    /// Whether deferred state may be carried over a commit (see [`Overlay::carrying`]).
+    carrying: bool,
+    /// Whether the tree was empty when this overlay was made and nothing was committed since.
+    empty_start: bool,
 }
 
 /// Rows a projection holds back while it applies a chunk (a block being filled, counters),
@@ -68,6 +72,17 @@ pub struct Overlay<'t> {
 pub trait Deferred: Any + Send + std::fmt::Debug {
     /// Writes the held-back rows into `ov`'s pending writes.
     fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError>;
+
+    /// For an overlay that carries state from chunk to chunk ([`Overlay::carrying`]): writes
+    /// the held-back rows as [`Deferred::flush`] does and returns what stays true of the tree
+    /// once they are committed, to keep for the next chunk. By default nothing is kept.
+    fn flush_and_carry(
+        self: Box<Self>,
+        ov: &mut Overlay<'_>,
+    ) -> Result<Option<Box<dyn Deferred>>, ProjectionError> {
+        self.flush(ov)?;
+        Ok(None)
+    }
 }
 
 impl<'t> Overlay<'t> {
@@ -79,6 +94,8 @@ impl<'t> Overlay<'t> {
             read_cache: RefCell::new(FxHashMap::default()),
             deferred: None,
             guarded: true,
+            carrying: false,
+            empty_start: false,
         }
     }
 
@@ -92,6 +109,29 @@ impl<'t> Overlay<'t> {
             guarded: false,
             ..Overlay::new(tree)
         }
+    }
+
+    /// This overlay is the only writer of its tree for as long as it lives, across all its
+    /// commits (a fill, which keeps one overlay from its first chunk to its last): deferred
+    /// state may then stay in memory over a commit ([`Deferred::flush_and_carry`]), since the
+    /// tree changes only through this overlay. `empty_start` says whether the tree is empty
+    /// now (checked), so a projection can trust sets it builds from the first event on to be
+    /// complete ([`Overlay::started_empty`]).
+    pub fn carrying(mut self) -> Result<Overlay<'t>, ProjectionError> {
+        self.carrying = true;
+        self.empty_start = self
+            .tree
+            .first()
+            .map_err(|e| ProjectionError::sled("read projection", e))?
+            .is_none();
+        Ok(self)
+    }
+
+    /// Whether this overlay carries state over commits and its tree was empty when it was
+    /// made and has had nothing committed since: state made now sees every row the tree
+    /// will ever have.
+    pub fn started_empty(&self) -> bool {
+        self.carrying && self.empty_start
     }
 
     /// Takes out the deferred state of type `T` (a new one when there is none); give it back
@@ -110,6 +150,10 @@ impl<'t> Overlay<'t> {
     /// Writes the deferred state, if any, into the pending writes.
     pub fn flush_deferred(&mut self) -> Result<(), ProjectionError> {
         match self.deferred.take() {
+            Some(state) if self.carrying => {
+                self.deferred = state.flush_and_carry(self)?;
+                Ok(())
+            }
             Some(state) => state.flush(self),
             None => Ok(()),
         }
@@ -284,6 +328,7 @@ impl<'t> Overlay<'t> {
         self.flush_deferred()?;
         let pending = std::mem::take(&mut self.pending);
         self.forget_reads();
+        self.empty_start = false;
         let mut parts = 0;
         if self.guarded && pending.len() >= SPLIT_AT {
             let redo = encode_redo(position, &pending);

@@ -11,72 +11,77 @@ use std::time::Instant;
 
 use crate::store::Store;
 
-use super::catchup::{apply_chunk_fresh, apply_chunk_shared, ChunkFailure, Lane, REBUILD_CHUNK};
+use super::catchup::{apply_chunk_shared, ChunkFailure, Lane, REBUILD_CHUNK};
 use super::error::ProjectionError;
-use super::handle::{lock, Generation, ProjectionHandle};
+use super::handle::{lock, Generation, ProjectionHandle, RebuildOptions};
 use super::meta::{self, MetaRecord};
 use super::status::RebuildStats;
 use super::Projection;
 
 /// Applies chunks to `tree` until it reaches the head (or `upto`). `tree` is a new generation
 /// or a scratch tree, dropped whole if the fill does not end, so its commits are unguarded
-/// ([`super::overlay::Overlay::unguarded`]).
+/// ([`super::overlay::Overlay::unguarded`]). Returns the last position applied (`position`
+/// when there was nothing to apply).
 pub(crate) fn fill(
     store: &Store,
     projection: &dyn Projection,
     tree: &sled::Tree,
     upto: Option<u64>,
-    mut position: u64,
+    position: u64,
+    chunk: usize,
 ) -> Result<u64, ProjectionError> {
-    loop {
-        match apply_chunk_fresh(store, projection, tree, REBUILD_CHUNK, upto) {
-            Ok(Some(last)) => position = last,
-            Ok(None) => return Ok(position),
-            Err(ChunkFailure { error, .. }) => return Err(error),
-        }
-    }
+    fill_shared(store, &[(projection, tree)], upto, chunk)
+        .pop()
+        .unwrap_or(Ok(0))
+        .map(|filled| filled.max(position))
 }
 
 /// Applies chunks to every (projection, tree) with one scan of the log per chunk until each
-/// reaches the head (or `upto`) or fails; the trees are filled from scratch, as in [`fill`]. Returns each one's position or error, in order.
+/// reaches the head (or `upto`) or fails; the trees are filled from scratch, as in [`fill`],
+/// each through one lane kept for the whole fill (so its overlay can carry state from chunk
+/// to chunk). Returns each one's position or error, in order.
 pub(crate) fn fill_shared(
     store: &Store,
     targets: &[(&dyn Projection, &sled::Tree)],
     upto: Option<u64>,
+    chunk: usize,
 ) -> Vec<Result<u64, ProjectionError>> {
     let mut outcomes: Vec<Option<Result<u64, ProjectionError>>> = vec![None; targets.len()];
     let mut positions = vec![0u64; targets.len()];
-    loop {
-        // Lanes of the targets still filling, with their index in `targets`.
-        let mut lanes = Vec::with_capacity(targets.len());
-        let mut indexes = Vec::with_capacity(targets.len());
-        for (index, (projection, tree)) in targets.iter().enumerate() {
-            if outcomes[index].is_some() {
-                continue;
+    // Lanes of the targets still filling, with their index in `targets`.
+    let mut lanes = Vec::with_capacity(targets.len());
+    let mut indexes = Vec::with_capacity(targets.len());
+    for (index, (projection, tree)) in targets.iter().enumerate() {
+        match Lane::open_fresh(*projection, tree) {
+            Ok(lane) => {
+                lanes.push(lane);
+                indexes.push(index);
             }
-            match Lane::open_fresh(*projection, tree) {
-                Ok(lane) => {
-                    lanes.push(lane);
-                    indexes.push(index);
-                }
-                Err(ChunkFailure { error, .. }) => outcomes[index] = Some(Err(error)),
-            }
+            Err(ChunkFailure { error, .. }) => outcomes[index] = Some(Err(error)),
         }
-        if lanes.is_empty() {
-            break;
-        }
-        let results = apply_chunk_shared(store, &mut lanes, REBUILD_CHUNK, upto);
+    }
+    while !lanes.is_empty() {
+        let results = apply_chunk_shared(store, &mut lanes, chunk.max(1), upto);
         let mut progressed = false;
-        for (index, result) in indexes.into_iter().zip(results) {
+        let mut going = Vec::with_capacity(lanes.len());
+        for (&index, result) in indexes.iter().zip(results) {
             match result {
                 Ok(Some(last)) => {
                     positions[index] = last;
                     progressed = true;
+                    going.push(true);
                 }
-                Ok(None) => {}
-                Err(ChunkFailure { error, .. }) => outcomes[index] = Some(Err(error)),
+                Ok(None) => going.push(true),
+                Err(ChunkFailure { error, .. }) => {
+                    outcomes[index] = Some(Err(error));
+                    going.push(false);
+                }
             }
         }
+        let mut still = going.iter();
+        lanes.retain(|_| still.next().copied().unwrap_or(false));
+        let mut still = going.iter();
+        indexes.retain(|_| still.next().copied().unwrap_or(false));
         if !progressed {
             break;
         }
@@ -114,8 +119,24 @@ impl ProjectionHandle {
     /// caught up with the head. Queries are served by the old generation until the swap. On
     /// an error the new generation is dropped and the old one stays active. Blocking.
     pub fn rebuild(&self, store: &Store) -> Result<RebuildStats, ProjectionError> {
+        self.rebuild_with(store, RebuildOptions::default())
+    }
+
+    /// [`rebuild`](Self::rebuild) in chunks of `options.chunk_events` events.
+    pub fn rebuild_with(
+        &self,
+        store: &Store,
+        options: RebuildOptions,
+    ) -> Result<RebuildStats, ProjectionError> {
         let fresh = self.prepare_rebuild()?;
-        let bulk = fill(store, self.projection.as_ref(), &fresh.tree, None, 0);
+        let bulk = fill(
+            store,
+            self.projection.as_ref(),
+            &fresh.tree,
+            None,
+            0,
+            options.chunk_events,
+        );
         fresh.complete(store, bulk)
     }
 
@@ -149,7 +170,7 @@ impl ProjectionHandle {
                 _ => None,
             })
             .collect();
-        let mut bulk = fill_shared(store, &targets, None).into_iter();
+        let mut bulk = fill_shared(store, &targets, None, REBUILD_CHUNK).into_iter();
         drop(targets);
         prepared
             .into_iter()
@@ -206,7 +227,7 @@ impl ProjectionHandle {
     ) -> Result<u64, ProjectionError> {
         let projection = self.projection.as_ref();
         let writer = lock(&self.writer);
-        let position = fill(store, projection, tree, None, bulk)?;
+        let position = fill(store, projection, tree, None, bulk, REBUILD_CHUNK)?;
         let record = MetaRecord {
             version,
             generation: number,

@@ -2,9 +2,10 @@
 //! belongs to (through case and follow-up rows and merge redirects), copies histories on
 //! merge and erases personal text on forget.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use sijil_domain::events::*;
 use sijil_domain::{
     Channel, CustomerId, DomainEvent, FeedbackSubject, Handler, NoteTarget, RecognitionBasis,
@@ -82,10 +83,11 @@ impl Draft {
     }
 }
 
-/// The facts every entry of one event shares.
+/// The facts every entry of one event shares, and the projection's held state.
 struct Ctx<'m> {
     ws: Uuid,
     meta: &'m EventMeta<'m>,
+    held: RefCell<Box<Held>>,
 }
 
 fn key_of(prefix: u8, ws: Uuid, id: Uuid) -> Vec<u8> {
@@ -98,12 +100,11 @@ fn uuid_value(bytes: &[u8], what: &'static str) -> Result<Uuid, ProjectionError>
 }
 
 /// Follows merge redirects from `customer` to the customer whose range is current.
-fn resolve(ov: &Overlay<'_>, ws: Uuid, customer: Uuid) -> Result<Uuid, ProjectionError> {
+fn resolve(ov: &Overlay<'_>, ctx: &Ctx<'_>, customer: Uuid) -> Result<Uuid, ProjectionError> {
     let mut current = customer;
     for _ in 0..MAX_HOPS {
-        match ov.get(&key_of(REDIRECT, ws, current))? {
+        match redirect(ov, ctx, current)? {
             Some(next) => {
-                let next = uuid_value(&next, "timeline redirect")?;
                 if next == customer {
                     break;
                 }
@@ -115,18 +116,58 @@ fn resolve(ov: &Overlay<'_>, ws: Uuid, customer: Uuid) -> Result<Uuid, Projectio
     Ok(current)
 }
 
-fn is_forgotten(ov: &Overlay<'_>, ws: Uuid, customer: Uuid) -> Result<bool, ProjectionError> {
-    Ok(ov.get(&key_of(FORGOTTEN, ws, customer))?.is_some())
+/// The customer `customer` was merged into, if any.
+fn redirect(
+    ov: &Overlay<'_>,
+    ctx: &Ctx<'_>,
+    customer: Uuid,
+) -> Result<Option<Uuid>, ProjectionError> {
+    if let Some(known) = &ctx.held.borrow().known {
+        return Ok(known.redirects.get(&(ctx.ws, customer)).copied());
+    }
+    match ov.get(&key_of(REDIRECT, ctx.ws, customer))? {
+        Some(next) => Ok(Some(uuid_value(&next, "timeline redirect")?)),
+        None => Ok(None),
+    }
+}
+
+fn is_forgotten(ov: &Overlay<'_>, ctx: &Ctx<'_>, customer: Uuid) -> Result<bool, ProjectionError> {
+    if let Some(known) = &ctx.held.borrow().known {
+        return Ok(known.forgotten.contains(&(ctx.ws, customer)));
+    }
+    Ok(ov.get(&key_of(FORGOTTEN, ctx.ws, customer))?.is_some())
 }
 
 /// Rows held back while a chunk is applied (see [`Deferred`]): customers' open last blocks
-/// and their entry counts.
+/// and their entry counts. In a fill ([`Overlay::carrying`]) they stay held over commits
+/// (within [`CARRY_BYTES`]), with the owners of cases and follow-ups seen, and, when the
+/// fill began on an empty tree, every merge redirect and forgotten customer.
 #[derive(Debug, Default)]
 struct Held {
+    /// Whether this state has seen an event yet.
+    started: bool,
     tails: block::Tails,
     /// Count row key → count.
     counts: FxHashMap<Vec<u8>, u64>,
+    /// (keyspace, workspace, case or follow-up) → customer, as in the `K` and `F` rows.
+    owners: FxHashMap<(u8, Uuid, Uuid), Uuid>,
+    /// Every `R` and `X` row of the tree, when this state has seen every event applied to it.
+    known: Option<Known>,
 }
+
+/// The rare rows a fill from an empty tree keeps whole, so that the common answer ("not
+/// merged", "not forgotten") costs no tree lookup.
+#[derive(Debug, Default)]
+struct Known {
+    /// (workspace, customer) → the customer it was merged into.
+    redirects: FxHashMap<(Uuid, Uuid), Uuid>,
+    /// (workspace, customer) forgotten.
+    forgotten: FxHashSet<(Uuid, Uuid)>,
+}
+
+/// Most bytes of open blocks, counters and owners a fill keeps from one chunk to the next;
+/// beyond it they are dropped after the commit (and looked up again when needed).
+const CARRY_BYTES: usize = 96 * 1024 * 1024;
 
 impl Deferred for Held {
     fn flush(mut self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
@@ -135,6 +176,26 @@ impl Deferred for Held {
             ov.insert(key, count.to_be_bytes().to_vec());
         }
         Ok(())
+    }
+
+    fn flush_and_carry(
+        mut self: Box<Self>,
+        ov: &mut Overlay<'_>,
+    ) -> Result<Option<Box<dyn Deferred>>, ProjectionError> {
+        // Written but kept open: after the commit the tree holds exactly these rows.
+        self.tails.write_open(ov);
+        for (key, count) in &self.counts {
+            ov.insert(key.clone(), count.to_be_bytes().to_vec());
+        }
+        let carried = self.tails.held_bytes()
+            + self.counts.len() * (std::mem::size_of::<u64>() + 64)
+            + self.owners.len() * 64;
+        if carried > CARRY_BYTES {
+            self.tails = block::Tails::default();
+            self.counts = FxHashMap::default();
+            self.owners = FxHashMap::default();
+        }
+        Ok(Some(self))
     }
 }
 
@@ -162,23 +223,9 @@ impl Held {
     }
 }
 
-/// Runs `work` with the held-back rows of this chunk.
-fn with_held<R>(
-    ov: &mut Overlay<'_>,
-    work: impl FnOnce(&mut Overlay<'_>, &mut Held) -> Result<R, ProjectionError>,
-) -> Result<R, ProjectionError> {
-    let mut held = ov.take_deferred::<Held>();
-    let result = work(ov, &mut held);
-    ov.put_deferred(held);
-    result
-}
-
 /// Writes the open blocks into the overlay, before blocks are read or rewritten through it.
-fn close_blocks(ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
-    with_held(ov, |ov, held| {
-        held.tails.close_all(ov);
-        Ok(())
-    })
+fn close_blocks(ov: &mut Overlay<'_>, ctx: &Ctx<'_>) {
+    ctx.held.borrow_mut().tails.close_all(ov);
 }
 
 /// Writes `draft` into `target`'s range.
@@ -196,9 +243,9 @@ fn place(
         mut text,
         mut entry,
     } = draft;
-    let erased = is_forgotten(ov, ctx.ws, target)?
+    let erased = is_forgotten(ov, ctx, target)?
         || origin
-            .map(|o| is_forgotten(ov, ctx.ws, o))
+            .map(|o| is_forgotten(ov, ctx, o))
             .transpose()?
             .unwrap_or(false);
     if erased && text.is_some() {
@@ -215,10 +262,9 @@ fn place(
     order[..8].copy_from_slice(&order_i64(ctx.meta.occurred_at.millis()).to_be_bytes());
     order[8..].copy_from_slice(&ctx.meta.position.to_be_bytes());
     let value = encode_entry(kind, channel, &entry)?;
-    with_held(ov, |ov, held| {
-        held.tails.put(ov, &prefix, order, &value)?;
-        held.bump_count(ov, ctx.ws, target, 1)
-    })
+    let mut held = ctx.held.borrow_mut();
+    held.tails.put(ov, &prefix, order, &value)?;
+    held.bump_count(ov, ctx.ws, target, 1)
 }
 
 /// Writes `draft` for `customer`, in the range of the customer they were merged into, if any.
@@ -229,7 +275,7 @@ fn place_for(
     draft: Draft,
 ) -> Result<(), ProjectionError> {
     let customer = customer.as_uuid();
-    let target = resolve(ov, ctx.ws, customer)?;
+    let target = resolve(ov, ctx, customer)?;
     let origin = (target != customer).then_some(customer);
     place(ov, ctx, target, origin, draft)
 }
@@ -237,17 +283,35 @@ fn place_for(
 /// The customer a case or follow-up row points at.
 fn owner(
     ov: &Overlay<'_>,
+    ctx: &Ctx<'_>,
     prefix: u8,
-    ws: Uuid,
     id: Uuid,
 ) -> Result<Option<CustomerId>, ProjectionError> {
-    match ov.get(&key_of(prefix, ws, id))? {
-        Some(bytes) => Ok(Some(typed(
-            uuid_value(&bytes, "timeline owner row")?,
-            "customer id",
-        )?)),
-        None => Ok(None),
-    }
+    let held = ctx.held.borrow().owners.get(&(prefix, ctx.ws, id)).copied();
+    let customer = match held {
+        Some(customer) => customer,
+        None => match ov.get(&key_of(prefix, ctx.ws, id))? {
+            Some(bytes) => {
+                let customer = uuid_value(&bytes, "timeline owner row")?;
+                ctx.held
+                    .borrow_mut()
+                    .owners
+                    .insert((prefix, ctx.ws, id), customer);
+                customer
+            }
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(typed(customer, "customer id")?))
+}
+
+/// Writes the row saying `customer` owns case or follow-up `id`.
+fn set_owner(ov: &mut Overlay<'_>, ctx: &Ctx<'_>, prefix: u8, id: Uuid, customer: Uuid) {
+    ov.insert(key_of(prefix, ctx.ws, id), customer.as_bytes().to_vec());
+    ctx.held
+        .borrow_mut()
+        .owners
+        .insert((prefix, ctx.ws, id), customer);
 }
 
 fn agent_name(
@@ -282,10 +346,29 @@ pub(super) fn apply(
     meta: &EventMeta<'_>,
     event: &DomainEvent,
 ) -> Result<(), ProjectionError> {
+    let mut held = ov.take_deferred::<Held>();
+    if !held.started {
+        held.started = true;
+        if ov.started_empty() {
+            // Made before anything was applied to an empty tree: it sees every R and X row.
+            held.known = Some(Known::default());
+        }
+    }
     let ctx = Ctx {
         ws: meta.workspace_id.as_uuid(),
         meta,
+        held: RefCell::new(held),
     };
+    let result = apply_event(ov, &ctx, event);
+    ov.put_deferred(ctx.held.into_inner());
+    result
+}
+
+fn apply_event(
+    ov: &mut Overlay<'_>,
+    ctx: &Ctx<'_>,
+    event: &DomainEvent,
+) -> Result<(), ProjectionError> {
     match event {
         DomainEvent::CustomerRegistered(e) => {
             // Sealed: the name alone (one field the gateway can open); the reference is on
@@ -296,11 +379,11 @@ pub(super) fn apply(
                 format!("{} ({})", e.display_name, e.reference)
             };
             let draft = Draft::new(EntryKind::Registered, "Registered").text(&text);
-            place(ov, &ctx, e.customer_id.as_uuid(), None, draft)
+            place(ov, ctx, e.customer_id.as_uuid(), None, draft)
         }
-        DomainEvent::CustomerMerged(e) => merge(ov, &ctx, e),
-        DomainEvent::CustomerForgotten(e) => forget(ov, &ctx, e),
-        DomainEvent::InteractionRecorded(e) => interaction(ov, &ctx, e),
+        DomainEvent::CustomerMerged(e) => merge(ov, ctx, e),
+        DomainEvent::CustomerForgotten(e) => forget(ov, ctx, e),
+        DomainEvent::InteractionRecorded(e) => interaction(ov, ctx, e),
         DomainEvent::NoteAdded(e) => {
             let mut draft = Draft::new(EntryKind::Note, "Note").text(&e.text);
             match e.target {
@@ -314,13 +397,10 @@ pub(super) fn apply(
                 }
             }
             draft.entry.agent_id = e.author;
-            place_for(ov, &ctx, e.customer_id, draft)
+            place_for(ov, ctx, e.customer_id, draft)
         }
         DomainEvent::CaseOpened(e) => {
-            ov.insert(
-                key_of(CASE, ctx.ws, e.case_id.as_uuid()),
-                e.customer_id.as_uuid().as_bytes().to_vec(),
-            );
+            set_owner(ov, ctx, CASE, e.case_id.as_uuid(), e.customer_id.as_uuid());
             let fixed = format!(
                 "Case opened ({:?} priority, {})",
                 e.priority,
@@ -330,7 +410,7 @@ pub(super) fn apply(
                 .channel(e.channel)
                 .text(&e.subject);
             draft.entry.case_id = Some(e.case_id);
-            place_for(ov, &ctx, e.customer_id, draft)
+            place_for(ov, ctx, e.customer_id, draft)
         }
         DomainEvent::CaseAssigned(e) => {
             let who = match (e.agent, e.team) {
@@ -345,7 +425,7 @@ pub(super) fn apply(
             };
             let mut draft = Draft::new(EntryKind::CaseAssigned, format!("Assigned to {who}"));
             draft.entry.agent_id = e.agent;
-            case_entry(ov, &ctx, e.case_id, draft)
+            case_entry(ov, ctx, e.case_id, draft)
         }
         DomainEvent::FirstResponseGiven(e) => {
             let fixed = match e.agent {
@@ -354,7 +434,7 @@ pub(super) fn apply(
             };
             let mut draft = Draft::new(EntryKind::FirstResponse, fixed).channel(e.channel);
             draft.entry.agent_id = e.agent;
-            case_entry(ov, &ctx, e.case_id, draft)
+            case_entry(ov, ctx, e.case_id, draft)
         }
         DomainEvent::CaseEscalated(e) => {
             let draft = Draft::new(
@@ -362,7 +442,7 @@ pub(super) fn apply(
                 format!("Escalated to level {}", e.to_level),
             )
             .text(&e.reason);
-            case_entry(ov, &ctx, e.case_id, draft)
+            case_entry(ov, ctx, e.case_id, draft)
         }
         DomainEvent::CaseDeescalated(e) => {
             let draft = Draft::new(
@@ -370,7 +450,7 @@ pub(super) fn apply(
                 format!("De-escalated to level {}", e.to_level),
             )
             .text(&e.reason);
-            case_entry(ov, &ctx, e.case_id, draft)
+            case_entry(ov, ctx, e.case_id, draft)
         }
         DomainEvent::SlaBreached(e) => {
             let target = match e.target {
@@ -382,7 +462,7 @@ pub(super) fn apply(
                 EntryKind::SlaBreached,
                 format!("{target} target breached ({late} min late)"),
             );
-            case_entry(ov, &ctx, e.case_id, draft)
+            case_entry(ov, ctx, e.case_id, draft)
         }
         DomainEvent::CaseResolved(e) => {
             let fcr = if e.first_contact_resolution {
@@ -403,15 +483,15 @@ pub(super) fn apply(
             };
             let mut draft = Draft::new(EntryKind::CaseResolved, fixed).text(&e.resolution);
             draft.entry.agent_id = e.agent;
-            case_entry(ov, &ctx, e.case_id, draft)
+            case_entry(ov, ctx, e.case_id, draft)
         }
         DomainEvent::CaseReopened(e) => {
             let draft = Draft::new(EntryKind::CaseReopened, "Reopened").text(&e.reason);
-            case_entry(ov, &ctx, e.case_id, draft)
+            case_entry(ov, ctx, e.case_id, draft)
         }
         DomainEvent::CaseClosed(e) => case_entry(
             ov,
-            &ctx,
+            ctx,
             e.case_id,
             Draft::new(EntryKind::CaseClosed, "Closed"),
         ),
@@ -430,12 +510,15 @@ pub(super) fn apply(
                 FeedbackSubject::Case(id) => draft.entry.case_id = Some(id),
                 FeedbackSubject::Interaction(id) => draft.entry.interaction_id = Some(id),
             }
-            place_for(ov, &ctx, e.customer_id, draft)
+            place_for(ov, ctx, e.customer_id, draft)
         }
         DomainEvent::FollowUpScheduled(e) => {
-            ov.insert(
-                key_of(FOLLOW_UP, ctx.ws, e.follow_up_id.as_uuid()),
-                e.customer_id.as_uuid().as_bytes().to_vec(),
+            set_owner(
+                ov,
+                ctx,
+                FOLLOW_UP,
+                e.follow_up_id.as_uuid(),
+                e.customer_id.as_uuid(),
             );
             let fixed = format!(
                 "Follow-up scheduled ({:?}), due {}",
@@ -448,20 +531,20 @@ pub(super) fn apply(
             }
             draft.entry.follow_up_id = Some(e.follow_up_id);
             draft.entry.agent_id = e.agent;
-            place_for(ov, &ctx, e.customer_id, draft)
+            place_for(ov, ctx, e.customer_id, draft)
         }
         DomainEvent::FollowUpCompleted(e) => {
             let mut draft =
                 Draft::new(EntryKind::FollowUpCompleted, "Follow-up completed").text(&e.outcome);
             draft.entry.follow_up_id = Some(e.follow_up_id);
             draft.entry.agent_id = e.agent;
-            follow_up_entry(ov, &ctx, e.follow_up_id.as_uuid(), draft)
+            follow_up_entry(ov, ctx, e.follow_up_id.as_uuid(), draft)
         }
         DomainEvent::FollowUpCancelled(e) => {
             let mut draft =
                 Draft::new(EntryKind::FollowUpCancelled, "Follow-up cancelled").text(&e.reason);
             draft.entry.follow_up_id = Some(e.follow_up_id);
-            follow_up_entry(ov, &ctx, e.follow_up_id.as_uuid(), draft)
+            follow_up_entry(ov, ctx, e.follow_up_id.as_uuid(), draft)
         }
         DomainEvent::AgentRegistered(e) => {
             ov.insert(
@@ -485,7 +568,7 @@ pub(super) fn apply(
             );
             let mut draft = Draft::new(EntryKind::Recognition, fixed).text(&e.reason);
             draft.entry.agent_id = Some(e.agent_id);
-            case_entry(ov, &ctx, case_id, draft)
+            case_entry(ov, ctx, case_id, draft)
         }
         // Events this projection does not list in its types never reach it.
         _ => Ok(()),
@@ -521,7 +604,7 @@ fn case_entry(
     mut draft: Draft,
 ) -> Result<(), ProjectionError> {
     draft.entry.case_id = Some(case);
-    match owner(ov, CASE, ctx.ws, case.as_uuid())? {
+    match owner(ov, ctx, CASE, case.as_uuid())? {
         Some(customer) => place_for(ov, ctx, customer, draft),
         // A case event without a known opening (other workspace or out-of-order data) has no
         // timeline to land in.
@@ -535,7 +618,7 @@ fn follow_up_entry(
     follow_up: Uuid,
     draft: Draft,
 ) -> Result<(), ProjectionError> {
-    match owner(ov, FOLLOW_UP, ctx.ws, follow_up)? {
+    match owner(ov, ctx, FOLLOW_UP, follow_up)? {
         Some(customer) => place_for(ov, ctx, customer, draft),
         None => Ok(()),
     }
@@ -545,9 +628,9 @@ fn follow_up_entry(
 fn merge(ov: &mut Overlay<'_>, ctx: &Ctx<'_>, e: &CustomerMerged) -> Result<(), ProjectionError> {
     let merged = e.customer_id.as_uuid();
     let into = e.into.as_uuid();
-    let survivor = resolve(ov, ctx.ws, into)?;
+    let survivor = resolve(ov, ctx, into)?;
     if survivor != merged {
-        close_blocks(ov)?;
+        close_blocks(ov, ctx);
         let prefix = Key::new(ENTRY).uuid(ctx.ws).uuid(merged).build();
         let into_prefix = Key::new(ENTRY).uuid(ctx.ws).uuid(survivor).build();
         let mut copied = 0u64;
@@ -566,8 +649,13 @@ fn merge(ov: &mut Overlay<'_>, ctx: &Ctx<'_>, e: &CustomerMerged) -> Result<(), 
                 copied += 1;
             }
         }
-        with_held(ov, |ov, held| held.bump_count(ov, ctx.ws, survivor, copied))?;
+        ctx.held
+            .borrow_mut()
+            .bump_count(ov, ctx.ws, survivor, copied)?;
         ov.insert(key_of(REDIRECT, ctx.ws, merged), into.as_bytes().to_vec());
+        if let Some(known) = &mut ctx.held.borrow_mut().known {
+            known.redirects.insert((ctx.ws, merged), into);
+        }
         ov.insert(
             Key::new(MERGED)
                 .uuid(ctx.ws)
@@ -642,10 +730,13 @@ fn forget(
             queue.push(reader.uuid()?);
         }
     }
-    close_blocks(ov)?;
+    close_blocks(ov, ctx);
     for person in &people {
         erase_range(ov, ws, *person, |_| true)?;
         ov.insert(key_of(FORGOTTEN, ws, *person), Vec::new());
+        if let Some(known) = &mut ctx.held.borrow_mut().known {
+            known.forgotten.insert((ws, *person));
+        }
     }
     let origins: BTreeSet<CustomerId> = people
         .iter()
@@ -675,7 +766,7 @@ fn forget(
         None,
         Draft::new(EntryKind::Forgotten, fixed.clone()),
     )?;
-    let target = resolve(ov, ws, customer)?;
+    let target = resolve(ov, ctx, customer)?;
     if target != customer {
         place(
             ov,

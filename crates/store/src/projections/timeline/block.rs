@@ -256,6 +256,24 @@ impl Tails {
         put(ov, prefix, order, value)
     }
 
+    /// Writes every open block into the overlay and keeps them open: once the overlay is
+    /// committed they are what the tree holds (for a fill that carries them over commits).
+    pub(crate) fn write_open(&self, ov: &mut Overlay<'_>) {
+        for tail in self.open.values() {
+            if tail.count > 0 {
+                ov.insert(tail.key.clone(), tail.bytes.clone());
+            }
+        }
+    }
+
+    /// Roughly the memory the open blocks take.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.open
+            .iter()
+            .map(|(prefix, tail)| prefix.len() + tail.key.len() + tail.bytes.capacity() + 64)
+            .sum()
+    }
+
     /// Writes every open block into the overlay.
     pub(crate) fn close_all(&mut self, ov: &mut Overlay<'_>) {
         for (_, tail) in self.open.drain() {
