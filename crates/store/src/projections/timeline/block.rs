@@ -168,8 +168,11 @@ pub(crate) struct Tails {
 struct Tail {
     /// The block's key (empty while it has no entry).
     key: Vec<u8>,
-    /// Its encoded records.
-    bytes: Vec<u8>,
+    /// Its encoded records; `None` when they were written out and are read back from the
+    /// overlay (the block as the tree holds it) before the next append.
+    bytes: Option<Vec<u8>>,
+    /// Its length in bytes.
+    len: usize,
     count: usize,
     last: Order,
 }
@@ -178,33 +181,50 @@ impl Tail {
     fn empty() -> Tail {
         Tail {
             key: Vec::new(),
-            bytes: Vec::new(),
+            bytes: Some(Vec::new()),
+            len: 0,
             count: 0,
             last: [0; ORDER_LEN],
         }
     }
 
     /// Appends an entry after `last`; a full block is written out and a new one started.
-    fn push(&mut self, ov: &mut Overlay<'_>, prefix: &[u8], order: Order, value: &[u8]) {
-        let full = self.count >= MAX_ENTRIES
-            || self.bytes.len() + RECORD_OVERHEAD + value.len() > MAX_BYTES;
-        if self.count == 0 || full {
+    fn push(
+        &mut self,
+        ov: &mut Overlay<'_>,
+        prefix: &[u8],
+        order: Order,
+        value: &[u8],
+    ) -> Result<(), ProjectionError> {
+        let full =
+            self.count >= MAX_ENTRIES || self.len + RECORD_OVERHEAD + value.len() > MAX_BYTES;
+        let bytes = if self.count == 0 || full {
             if self.count > 0 {
-                ov.insert(
-                    std::mem::take(&mut self.key),
-                    std::mem::take(&mut self.bytes),
-                );
+                if let Some(bytes) = self.bytes.take() {
+                    ov.insert(std::mem::take(&mut self.key), bytes);
+                }
             }
             self.key = key_of(prefix, &order);
-            self.bytes.clear();
             self.count = 0;
-        }
-        self.bytes.extend_from_slice(&order);
-        self.bytes
-            .extend_from_slice(&(value.len() as u32).to_be_bytes());
-        self.bytes.extend_from_slice(value);
+            self.bytes.insert(Vec::new())
+        } else {
+            match &mut self.bytes {
+                Some(bytes) => bytes,
+                slot @ None => {
+                    let stored = ov.get(&self.key)?.ok_or_else(|| {
+                        ProjectionError::corrupt("a timeline block written out is gone")
+                    })?;
+                    slot.insert(stored.to_vec())
+                }
+            }
+        };
+        bytes.extend_from_slice(&order);
+        bytes.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(value);
+        self.len = bytes.len();
         self.count += 1;
         self.last = order;
+        Ok(())
     }
 }
 
@@ -220,11 +240,15 @@ impl Tails {
     ) -> Result<(), ProjectionError> {
         if let Some(tail) = self.open.get_mut(prefix) {
             if order > tail.last {
-                tail.push(ov, prefix, order, value);
-                return Ok(());
+                return tail.push(ov, prefix, order, value);
             }
-            if let Some(tail) = self.open.remove(prefix) {
-                ov.insert(tail.key, tail.bytes);
+            if let Some(Tail {
+                key,
+                bytes: Some(bytes),
+                ..
+            }) = self.open.remove(prefix)
+            {
+                ov.insert(key, bytes);
             }
             return put(ov, prefix, order, value);
         }
@@ -240,7 +264,8 @@ impl Tails {
                 match list.last() {
                     Some(last) if last.order < order => Some(Tail {
                         key: block_key,
-                        bytes: block.to_vec(),
+                        bytes: Some(block.to_vec()),
+                        len: block.len(),
                         count,
                         last: last.order,
                     }),
@@ -249,19 +274,22 @@ impl Tails {
             }
         };
         if let Some(mut tail) = opened {
-            tail.push(ov, prefix, order, value);
+            tail.push(ov, prefix, order, value)?;
             self.open.insert(prefix.to_vec(), tail);
             return Ok(());
         }
         put(ov, prefix, order, value)
     }
 
-    /// Writes every open block into the overlay and keeps them open: once the overlay is
-    /// committed they are what the tree holds (for a fill that carries them over commits).
-    pub(crate) fn write_open(&self, ov: &mut Overlay<'_>) {
-        for tail in self.open.values() {
+    /// Writes every open block into the overlay and keeps them open, as where they end and
+    /// what they hold (for a fill that carries them over commits: once the overlay is
+    /// committed, the tree holds them, and the next append reads its block back).
+    pub(crate) fn write_open(&mut self, ov: &mut Overlay<'_>) {
+        for tail in self.open.values_mut() {
             if tail.count > 0 {
-                ov.insert(tail.key.clone(), tail.bytes.clone());
+                if let Some(bytes) = tail.bytes.take() {
+                    ov.insert(tail.key.clone(), bytes);
+                }
             }
         }
     }
@@ -270,15 +298,17 @@ impl Tails {
     pub(crate) fn held_bytes(&self) -> usize {
         self.open
             .iter()
-            .map(|(prefix, tail)| prefix.len() + tail.key.len() + tail.bytes.capacity() + 64)
+            .map(|(prefix, tail)| {
+                prefix.len() + tail.key.len() + tail.bytes.as_ref().map_or(0, Vec::capacity) + 96
+            })
             .sum()
     }
 
     /// Writes every open block into the overlay.
     pub(crate) fn close_all(&mut self, ov: &mut Overlay<'_>) {
         for (_, tail) in self.open.drain() {
-            if tail.count > 0 {
-                ov.insert(tail.key, tail.bytes);
+            if let (true, Some(bytes)) = (tail.count > 0, tail.bytes) {
+                ov.insert(tail.key, bytes);
             }
         }
     }
