@@ -177,20 +177,14 @@ fn a_lane_failing_in_a_shared_chunk_stops_there_and_the_others_go_on() -> TestRe
     let (_dir, store) = store_with(&worlds);
     let head = store.head_position();
     let fail_at = head / 2;
-    let timeline_tree = store.db().open_tree("test/timeline")?;
-    let recorder_tree = store.db().open_tree("test/recorder")?;
     let timeline = default_projections_named("timeline")?;
     let recorder = Recorder {
         fail_at: Some(fail_at),
     };
-    // Given both lanes sharing one chunk covering the whole log
-    let mut lanes = vec![
-        Lane::open(timeline.as_ref(), &timeline_tree).map_err(|f| f.error)?,
-        Lane::open(&recorder, &recorder_tree).map_err(|f| f.error)?,
-    ];
-    // When the recorder refuses the event at `fail_at`
-    let outcomes = apply_chunk_shared(&store, &mut lanes, usize::MAX, None);
-    drop(lanes);
+    // Given both lanes sharing one chunk covering the whole log, when the recorder refuses
+    // the event at `fail_at`
+    let (outcomes, timeline_tree, recorder_tree) =
+        whole_log_beside_the_timeline(&store, timeline.as_ref(), &recorder)?;
     // Then the timeline reached the head, equal to a build alone
     assert!(matches!(outcomes[0], Ok(Some(p)) if p == head));
     let timeline_rows: Rows = dump(&timeline_tree);
@@ -211,6 +205,27 @@ fn a_lane_failing_in_a_shared_chunk_stops_there_and_the_others_go_on() -> TestRe
     Ok(())
 }
 
+/// Applies one chunk covering the whole log to `timeline` and `other`, in trees of their
+/// own: each lane's outcome, then the two trees.
+fn whole_log_beside_the_timeline(
+    store: &Store,
+    timeline: &dyn Projection,
+    other: &dyn Projection,
+) -> Result<(Vec<ChunkOutcome>, sled::Tree, sled::Tree), Box<dyn std::error::Error>> {
+    let timeline_tree = store.db().open_tree("test/timeline")?;
+    let other_tree = store.db().open_tree("test/other")?;
+    let mut lanes = vec![
+        Lane::open(timeline, &timeline_tree).map_err(|f| f.error)?,
+        Lane::open(other, &other_tree).map_err(|f| f.error)?,
+    ];
+    let outcomes = apply_chunk_shared(store, &mut lanes, usize::MAX, None);
+    drop(lanes);
+    Ok((outcomes, timeline_tree, other_tree))
+}
+
+/// What [`apply_chunk_shared`] says of one lane.
+type ChunkOutcome = Result<Option<u64>, sijil_store::projections::catchup::ChunkFailure>;
+
 /// A history of several thousand events: a whole-log chunk is read in several spans of
 /// 1,024 positions by alternating reader threads.
 fn long_history() -> Result<Vec<World>, Box<dyn std::error::Error>> {
@@ -223,18 +238,11 @@ fn a_chunk_read_in_spans_by_several_readers_applies_every_event_once_in_order() 
     let (_dir, store) = store_with(&worlds);
     let head = store.head_position();
     assert!(head > 4 * 1024, "several spans per reader: {head} events");
-    let timeline_tree = store.db().open_tree("test/timeline")?;
-    let recorder_tree = store.db().open_tree("test/recorder")?;
     let timeline = default_projections_named("timeline")?;
     let recorder = Order::default();
-    // Given two lanes sharing one chunk covering the whole log
-    let mut lanes = vec![
-        Lane::open(timeline.as_ref(), &timeline_tree).map_err(|f| f.error)?,
-        Lane::open(&recorder, &recorder_tree).map_err(|f| f.error)?,
-    ];
-    // When the chunk is applied
-    let outcomes = apply_chunk_shared(&store, &mut lanes, usize::MAX, None);
-    drop(lanes);
+    // Given two lanes sharing one chunk covering the whole log, when it is applied
+    let (outcomes, timeline_tree, _) =
+        whole_log_beside_the_timeline(&store, timeline.as_ref(), &recorder)?;
     // Then each lane saw every position once, in log order
     assert!(matches!(outcomes[0], Ok(Some(p)) if p == head));
     assert!(matches!(outcomes[1], Ok(Some(p)) if p == head));
