@@ -217,6 +217,47 @@ fn recorder(version: u32) -> Arc<dyn Projection> {
 }
 
 #[test]
+fn a_projection_that_applied_nothing_is_filled_like_a_rebuild_when_the_log_is_big() -> TestResult {
+    let worlds = history()?;
+    let (_dir, store) = store_with(&worlds);
+    let head = store.head_position();
+    for projection in standard() {
+        // Given a projection that has applied nothing, over a log at least the threshold long
+        let handle = ProjectionHandle::open(store.db(), Arc::clone(&projection))?;
+        assert_eq!(handle.applied_position(), 0);
+        // When it catches up
+        handle.catch_up_filling_from(&store, head)?;
+        // Then it was filled into a new generation, swapped in at the head, and holds the
+        // rows the chunk-by-chunk catch-up builds
+        let status = handle.status();
+        assert_eq!(status.generation, 2, "{}", projection.name());
+        assert_eq!(handle.applied_position(), head);
+        assert_eq!(handle.state(), ProjectionState::Live);
+        let (_other_dir, other) = store_with(&worlds);
+        let incremental = ProjectionHandle::open(other.db(), Arc::clone(&projection))?;
+        incremental.catch_up_with(
+            &other,
+            CatchUpOptions {
+                chunk_events: 13,
+                upto: None,
+            },
+        )?;
+        assert!(
+            handle.read(dump) == incremental.read(dump),
+            "{} differs",
+            projection.name()
+        );
+        // and a log below the threshold is caught up in place (generation 1)
+        let (_small_dir, small) = store_with(&worlds);
+        let in_place = ProjectionHandle::open(small.db(), Arc::clone(&projection))?;
+        in_place.catch_up_filling_from(&small, head + 1)?;
+        assert_eq!(in_place.status().generation, 1);
+        assert!(in_place.read(dump) == incremental.read(dump));
+    }
+    Ok(())
+}
+
+#[test]
 fn a_version_change_rebuilds_from_zero() -> TestResult {
     let worlds = history()?;
     let (_dir, store) = store_with(&worlds);
