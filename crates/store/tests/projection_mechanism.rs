@@ -441,6 +441,30 @@ async fn wait_for_returns_when_caught_up_and_times_out_otherwise() -> TestResult
     Ok(())
 }
 
+#[test]
+fn a_failing_fill_from_scratch_still_stops_exactly_at_the_bad_event() -> TestResult {
+    let worlds = history()?;
+    let (_dir, store) = store_with(&worlds);
+    let failing: Arc<dyn Projection> = Arc::new(Recorder {
+        version: 1,
+        delay: None,
+        fail_at: Some(10),
+    });
+    let handle = ProjectionHandle::open(store.db(), failing)?;
+    // When a projection that applied nothing is filled like a rebuild and an event fails
+    let err = handle
+        .catch_up_filling_from(&store, 1)
+        .expect_err("stops at 10");
+    // Then it is recorded as stopped there, with events 1..=9 applied, as in a plain catch-up
+    assert!(matches!(err, ProjectionError::InvalidQuery(_)), "{err}");
+    assert_eq!(handle.applied_position(), 9);
+    assert!(matches!(
+        handle.state(),
+        ProjectionState::Failed { position: 10, .. }
+    ));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_projection_stops_exactly_at_the_bad_event() -> TestResult {
     let worlds = history()?;

@@ -291,7 +291,11 @@ impl ProjectionHandle {
             && self.applied_position() == 0
             && store.head_position() >= fill_at.max(1)
         {
-            self.rebuild(store)?;
+            // A failed fill leaves the model as it was; catching up chunk by chunk then
+            // stops exactly at the failing event and records it.
+            if let Err(error) = self.rebuild(store) {
+                tracing::warn!(projection = self.name(), %error, "fill from scratch failed");
+            }
         }
         self.catch_up_with(store, CatchUpOptions::default())
     }
