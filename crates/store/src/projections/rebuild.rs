@@ -63,25 +63,24 @@ pub(crate) fn fill_shared(
     while !lanes.is_empty() {
         let results = apply_chunk_shared(store, &mut lanes, chunk.max(1), upto);
         let mut progressed = false;
+        // The lanes that did not fail go on.
         let mut going = Vec::with_capacity(lanes.len());
-        for (&index, result) in indexes.iter().zip(results) {
+        let mut going_indexes = Vec::with_capacity(lanes.len());
+        for ((lane, index), result) in lanes.drain(..).zip(indexes.drain(..)).zip(results) {
             match result {
-                Ok(Some(last)) => {
-                    positions[index] = last;
-                    progressed = true;
-                    going.push(true);
+                Ok(done) => {
+                    if let Some(last) = done {
+                        positions[index] = last;
+                        progressed = true;
+                    }
+                    going.push(lane);
+                    going_indexes.push(index);
                 }
-                Ok(None) => going.push(true),
-                Err(ChunkFailure { error, .. }) => {
-                    outcomes[index] = Some(Err(error));
-                    going.push(false);
-                }
+                Err(ChunkFailure { error, .. }) => outcomes[index] = Some(Err(error)),
             }
         }
-        let mut still = going.iter();
-        lanes.retain(|_| still.next().copied().unwrap_or(false));
-        let mut still = going.iter();
-        indexes.retain(|_| still.next().copied().unwrap_or(false));
+        lanes = going;
+        indexes = going_indexes;
         if !progressed {
             break;
         }

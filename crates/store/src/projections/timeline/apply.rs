@@ -172,9 +172,7 @@ const CARRY_BYTES: usize = 96 * 1024 * 1024;
 impl Deferred for Held {
     fn flush(mut self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
         self.tails.close_all(ov);
-        for (key, count) in self.counts.drain() {
-            ov.insert(key, count.to_be_bytes().to_vec());
-        }
+        self.write_counts(ov);
         Ok(())
     }
 
@@ -184,9 +182,7 @@ impl Deferred for Held {
     ) -> Result<Option<Box<dyn Deferred>>, ProjectionError> {
         // Written but kept open: after the commit the tree holds exactly these rows.
         self.tails.write_open(ov);
-        for (key, count) in &self.counts {
-            ov.insert(key.clone(), count.to_be_bytes().to_vec());
-        }
+        self.write_counts(ov);
         let carried = self.tails.held_bytes()
             + self.counts.len() * (std::mem::size_of::<u64>() + 64)
             + self.owners.len() * 64;
@@ -200,6 +196,13 @@ impl Deferred for Held {
 }
 
 impl Held {
+    /// Writes every held count row into the overlay.
+    fn write_counts(&self, ov: &mut Overlay<'_>) {
+        for (key, count) in &self.counts {
+            ov.insert(key.clone(), count.to_be_bytes().to_vec());
+        }
+    }
+
     fn bump_count(
         &mut self,
         ov: &Overlay<'_>,
@@ -744,10 +747,10 @@ fn forget(
         .collect();
     let mut hop = customer;
     for _ in 0..MAX_HOPS {
-        let Some(next) = ov.get(&key_of(REDIRECT, ws, hop))? else {
+        let Some(next) = redirect(ov, ctx, hop)? else {
             break;
         };
-        hop = uuid_value(&next, "timeline redirect")?;
+        hop = next;
         if people.contains(&hop) {
             break;
         }

@@ -188,6 +188,15 @@ impl Tail {
         }
     }
 
+    /// Writes the block into the overlay unless it is empty or already written out.
+    fn write_out(&mut self, ov: &mut Overlay<'_>) {
+        if self.count > 0 {
+            if let Some(bytes) = self.bytes.take() {
+                ov.insert(self.key.clone(), bytes);
+            }
+        }
+    }
+
     /// Appends an entry after `last`; a full block is written out and a new one started.
     fn push(
         &mut self,
@@ -199,11 +208,7 @@ impl Tail {
         let full =
             self.count >= MAX_ENTRIES || self.len + RECORD_OVERHEAD + value.len() > MAX_BYTES;
         let bytes = if self.count == 0 || full {
-            if self.count > 0 {
-                if let Some(bytes) = self.bytes.take() {
-                    ov.insert(std::mem::take(&mut self.key), bytes);
-                }
-            }
+            self.write_out(ov);
             self.key = key_of(prefix, &order);
             self.count = 0;
             self.bytes.insert(Vec::new())
@@ -242,13 +247,8 @@ impl Tails {
             if order > tail.last {
                 return tail.push(ov, prefix, order, value);
             }
-            if let Some(Tail {
-                key,
-                bytes: Some(bytes),
-                ..
-            }) = self.open.remove(prefix)
-            {
-                ov.insert(key, bytes);
+            if let Some(mut tail) = self.open.remove(prefix) {
+                tail.write_out(ov);
             }
             return put(ov, prefix, order, value);
         }
@@ -286,11 +286,7 @@ impl Tails {
     /// committed, the tree holds them, and the next append reads its block back).
     pub(crate) fn write_open(&mut self, ov: &mut Overlay<'_>) {
         for tail in self.open.values_mut() {
-            if tail.count > 0 {
-                if let Some(bytes) = tail.bytes.take() {
-                    ov.insert(tail.key.clone(), bytes);
-                }
-            }
+            tail.write_out(ov);
         }
     }
 
@@ -306,10 +302,8 @@ impl Tails {
 
     /// Writes every open block into the overlay.
     pub(crate) fn close_all(&mut self, ov: &mut Overlay<'_>) {
-        for (_, tail) in self.open.drain() {
-            if let (true, Some(bytes)) = (tail.count > 0, tail.bytes) {
-                ov.insert(tail.key, bytes);
-            }
+        for (_, mut tail) in self.open.drain() {
+            tail.write_out(ov);
         }
     }
 }
