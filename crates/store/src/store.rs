@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -57,13 +58,7 @@ impl Store {
     /// Fails with [`StoreError::IncompatibleFormat`] if the store was written
     /// by a newer format; older formats are upgraded in place.
     pub fn open_with(config: StoreConfig) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(config.background_flush_ms)
-            .open()
-            .map_err(|e| StoreError::sled("open database", e))?;
+        let db = open_db(&config)?;
         let trees = Trees::open(&db)?;
         format::check_and_upgrade(&trees.meta, &trees.log)?;
         let removed = crate::bulk::recover(&trees)?;
@@ -289,5 +284,35 @@ impl Store {
             return Ok(events);
         }
         events.into_iter().map(|e| upcasters.apply(e)).collect()
+    }
+}
+
+/// How long [`open_db`] keeps trying when another handle holds the database's file lock.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the sled database of `config`. sled's background threads may hold the file lock for
+/// a moment after the last handle of a closed store is dropped, so a lock held by someone
+/// else is retried for up to [`LOCK_WAIT`] before the error is returned (a store served by
+/// another process stays locked and fails then).
+fn open_db(config: &StoreConfig) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let opened = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(config.background_flush_ms)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other.map_err(|e| StoreError::sled("open database", e)),
+        }
     }
 }

@@ -201,6 +201,27 @@ async fn current_format_reopens_and_is_stamped() {
 }
 
 #[test]
+fn a_store_opens_once_the_handle_holding_its_lock_lets_go_and_not_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Given a store whose handle is dropped a moment later on another thread
+    let held = Store::open(dir.path()).expect("open");
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    // When it is opened again meanwhile
+    let reopened = Store::open(dir.path());
+    releaser.join().expect("releaser");
+    // Then the open waits for the lock instead of failing
+    let reopened = reopened.expect("reopen after the lock was released");
+    // And a lock that is never released still fails, with the storage error
+    let err = Store::open(dir.path()).expect_err("the store is open");
+    assert_eq!(err.code(), "IO");
+    assert!(err.to_string().contains("lock"), "{err}");
+    drop(reopened);
+}
+
+#[test]
 fn error_codes_are_stable() {
     let cases = [
         (StoreError::Invalid("x".into()), "VALIDATION"),

@@ -250,6 +250,15 @@ impl ProjectionHandle {
         });
     }
 
+    /// Marks the projection live when `position` is the store's durable head, before that
+    /// position is published: whoever waited for it then sees the projection live, not still
+    /// catching up.
+    pub(crate) fn mark_live_if_at_head(&self, store: &Store, position: u64) {
+        if position >= store.head_position() {
+            self.live.store(true, Ordering::Release);
+        }
+    }
+
     /// Records a failure, logs it and wakes everyone waiting on the applied position.
     pub(crate) fn fail(&self, position: u64, error: ProjectionError) {
         tracing::error!(
@@ -326,7 +335,12 @@ impl ProjectionHandle {
                 )
             };
             match outcome {
-                Ok(Some(position)) => self.publish(position),
+                Ok(Some(position)) => {
+                    if options.upto.is_none() {
+                        self.mark_live_if_at_head(store, position);
+                    }
+                    self.publish(position);
+                }
                 Ok(None) => {
                     self.live.store(options.upto.is_none(), Ordering::Release);
                     return Ok(self.applied_position());
@@ -407,6 +421,7 @@ impl ProjectionHandle {
                 let handle = handles[i];
                 match result {
                     Ok(Some(position)) => {
+                        handle.mark_live_if_at_head(store, position);
                         handle.publish(position);
                         progressed = true;
                     }

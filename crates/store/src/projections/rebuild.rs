@@ -249,6 +249,7 @@ impl ProjectionHandle {
             self.rebuilding.store(false, Ordering::Release);
             old
         };
+        self.mark_live_if_at_head(store, position);
         self.publish(position);
         *self.failure.write().unwrap_or_else(PoisonError::into_inner) = None;
         self.applied.send_modify(|_| {});
