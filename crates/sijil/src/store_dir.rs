@@ -108,7 +108,7 @@ pub fn mark(dir: &Path, store: &Store) -> Result<()> {
 fn explain(dir: &Path, error: StoreError) -> anyhow::Error {
     let shown = dir.display();
     let text = error.to_string();
-    if text.contains("could not acquire lock") || text.contains("WouldBlock") {
+    if error.is_store_in_use() || text.contains("WouldBlock") {
         anyhow::anyhow!(
             "the store in {shown} is in use by another sijil process (stop `sijil serve` first, or use another --data)"
         )

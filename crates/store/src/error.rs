@@ -78,6 +78,15 @@ pub enum StoreError {
     Closed,
 }
 
+/// What sled 0.34 says when another handle holds the database's file lock (it has no typed
+/// error for it).
+const SLED_LOCK_HELD: &str = "could not acquire lock";
+
+/// Whether `error` is sled refusing to open a database whose file lock is held.
+pub(crate) fn sled_lock_held(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(e) if e.to_string().contains(SLED_LOCK_HELD))
+}
+
 impl StoreError {
     /// A stable, upper-case code for this kind of error.
     pub fn code(&self) -> &'static str {
@@ -91,6 +100,12 @@ impl StoreError {
             StoreError::Upcast { .. } => "UPCAST",
             StoreError::Closed => "CLOSED",
         }
+    }
+
+    /// Whether opening the store failed because another handle (another process) holds its
+    /// file lock.
+    pub fn is_store_in_use(&self) -> bool {
+        matches!(self, StoreError::Io { detail, .. } if detail.contains(SLED_LOCK_HELD))
     }
 
     /// Wraps a sled error that happened during `operation`.

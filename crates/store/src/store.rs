@@ -305,10 +305,7 @@ fn open_db(config: &StoreConfig) -> Result<sled::Db, StoreError> {
             .flush_every_ms(config.background_flush_ms)
             .open();
         match opened {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && Instant::now() < deadline =>
-            {
+            Err(e) if crate::error::sled_lock_held(&e) && Instant::now() < deadline => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
