@@ -24,6 +24,8 @@ pub struct Shared {
     pub telemetry: crate::telemetry::Telemetry,
     /// The vault sealing personal data; `None` when events are stored as plaintext.
     pub vault: Option<sijil_store::vault::Vault>,
+    /// The shared tails of the workspaces' logs (`eventAppended`).
+    pub tails: Arc<crate::log_tail::LogTails>,
 }
 
 /// The shared handles of the schema.

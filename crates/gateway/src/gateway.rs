@@ -6,6 +6,7 @@
 //! customer's key before it is written and opened when read, and a forget destroys the key.
 //! [`Gateway::new`] stores plaintext (tests, tools).
 
+use crate::log_tail::LogTails;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -110,6 +111,7 @@ impl Gateway {
             config: config.clone(),
             telemetry: telemetry.clone(),
             vault,
+            tails: Arc::new(LogTails::default()),
         });
         let limiter = Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst));
         let subscriptions = SubscriptionLimits::new(
@@ -123,6 +125,12 @@ impl Gateway {
             "sijil_subscriptions_active",
             "GraphQL subscriptions running now (all connections).",
             move || vec![(String::new(), subscriptions.active() as f64)],
+        );
+        let tails = Arc::clone(&shared.tails);
+        telemetry.gauge(
+            "sijil_log_tails_running",
+            "Shared workspace log tails running now (one per workspace with eventAppended subscribers).",
+            move || vec![(String::new(), tails.running() as f64)],
         );
         let token_sync = store
             .upstream()

@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod gateway;
 pub mod limits;
+pub mod log_tail;
 pub mod query_cache;
 pub mod schema;
 pub mod server;

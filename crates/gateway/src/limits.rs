@@ -36,6 +36,10 @@ pub struct GatewayConfig {
     /// Most events of its workspace a `customerAsOf` rebuild reads (the workspace-local
     /// position asked for may not exceed it).
     pub as_of_max_events: u64,
+    /// Events the shared tail of a workspace's log holds for an `eventAppended` subscriber
+    /// that has not taken them yet; one further behind reads the log index itself until it
+    /// catches up ([`crate::log_tail`]).
+    pub tail_buffer: usize,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +57,7 @@ impl Default for GatewayConfig {
             max_subscriptions_per_connection: 16,
             max_subscriptions_per_token: 256,
             as_of_max_events: 250_000,
+            tail_buffer: 4096,
         }
     }
 }

@@ -405,3 +405,131 @@ async fn subscription_starts_draw_from_the_tokens_rate_limit() {
     assert_eq!(code(&body), "RATE_LIMITED");
     assert_eq!(active_subscriptions(&server, 2).await, 2);
 }
+
+/// The value of a gauge on `/metrics` once it equals `want` (or after 5 s).
+async fn gauge(server: &TestServer, name: &str, want: u64) -> u64 {
+    let prefix = format!("{name} ");
+    let mut seen = u64::MAX;
+    for _ in 0..50 {
+        let text = server
+            .http
+            .get(format!("{}/metrics", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        seen = text
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(u64::MAX, |v| v as u64);
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+/// Workspace positions delivered to `ws` (an `eventAppended { position }` subscription with
+/// id "1") until `last` arrives.
+async fn positions_until(ws: &mut Ws, last: u64) -> Vec<u64> {
+    let mut got = Vec::new();
+    while got.last() != Some(&last) {
+        let msg = next(ws).await.expect("the subscription stays open");
+        assert_eq!(msg["type"], "next", "{msg}");
+        let position = msg["payload"]["data"]["eventAppended"]["position"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{msg}"));
+        assert!(position <= last, "{position} is past the last event {last}");
+        got.push(position);
+    }
+    got
+}
+
+/// Renames `customer` `times` times, `at_once` mutations in flight at a time.
+async fn renames(server: &TestServer, token: &str, customer: &str, times: usize, at_once: usize) {
+    let query = "mutation($i: UpdateCustomerProfileInput!) { updateCustomerProfile(input: $i) { version } }";
+    for wave in 0..times.div_ceil(at_once) {
+        let calls = (0..at_once.min(times - wave * at_once)).map(|k| {
+            server.ok(
+                token,
+                query,
+                json!({ "i": { "customerId": customer, "displayName": format!("Name {wave} {k}") } }),
+            )
+        });
+        futures_util::future::join_all(calls).await;
+    }
+}
+
+/// Subscribers starting live, from the start and from the middle of the log, and a slow
+/// reader of a one-event tail buffer: each gets every event of its workspace once, in order.
+async fn every_subscriber_gets_every_event_once(tail_buffer: usize) {
+    let server = TestServer::start_with(sijil_gateway::GatewayConfig {
+        tail_buffer,
+        ..Default::default()
+    })
+    .await;
+    let (ws_a, ws_b) = (workspace(), workspace());
+    let agent = server.token(ws_a, Role::Agent);
+    let auditor = server.token(ws_a, Role::Auditor);
+    let agent_b = server.token(ws_b, Role::Agent);
+    let auditor_b = server.token(ws_b, Role::Auditor);
+    // Given a history of 1 registration and 4 renames
+    let customer = register(&server, &agent, "TAIL").await;
+    renames(&server, &agent, &customer, 4, 1).await;
+    let other = register(&server, &agent_b, "OTHER").await;
+    let query = "subscription($from: Int) { eventAppended(fromPosition: $from) { position } }";
+    // When four subscribers follow A's log from different places, and one follows B's
+    let mut subscribers = Vec::new();
+    for from in [None, Some(1), Some(3), None] {
+        subscribers.push((
+            from,
+            subscribe(&server, &auditor, query, json!({ "from": from })).await,
+        ));
+    }
+    let mut in_b = subscribe(&server, &auditor_b, query, json!({})).await;
+    assert_eq!(active_subscriptions(&server, 5).await, 5);
+    // Then the workspaces share nothing: one tail each
+    assert_eq!(gauge(&server, "sijil_log_tails_running", 2).await, 2);
+    // And while 40 renames land, 8 at a time (B writes too)
+    let writes = renames(&server, &agent, &customer, 40, 8);
+    let other_writes = renames(&server, &agent_b, &other, 3, 1);
+    tokio::join!(writes, other_writes);
+    // Each gets 5 + 40 events from where it started, none twice, none missing
+    let last = 45;
+    for (from, ws) in &mut subscribers {
+        let first = from.unwrap_or(6);
+        assert_eq!(
+            positions_until(ws, last).await,
+            (first..=last).collect::<Vec<u64>>(),
+            "subscriber from {from:?}"
+        );
+    }
+    assert_eq!(positions_until(&mut in_b, 4).await, vec![2, 3, 4]);
+    // And once every subscriber has gone, the tails stop
+    for (_, ws) in subscribers {
+        drop(ws);
+    }
+    drop(in_b);
+    assert_eq!(active_subscriptions(&server, 0).await, 0);
+    assert_eq!(gauge(&server, "sijil_log_tails_running", 0).await, 0);
+    // And a new subscriber starts a new one that delivers
+    let mut again = subscribe(&server, &auditor, query, json!({ "from": 45 })).await;
+    assert_eq!(positions_until(&mut again, 45).await, vec![45]);
+    assert_eq!(gauge(&server, "sijil_log_tails_running", 1).await, 1);
+    renames(&server, &agent, &customer, 1, 1).await;
+    assert_eq!(positions_until(&mut again, 46).await, vec![46]);
+}
+
+#[tokio::test]
+async fn event_appended_subscribers_share_a_tail_and_each_gets_every_event_once() {
+    every_subscriber_gets_every_event_once(4096).await;
+}
+
+#[tokio::test]
+async fn event_appended_subscribers_that_fall_behind_the_tail_catch_up_from_the_index() {
+    every_subscriber_gets_every_event_once(1).await;
+}

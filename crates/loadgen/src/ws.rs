@@ -7,6 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// An open subscription.
@@ -34,9 +35,13 @@ impl Subscription {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static("graphql-transport-ws"),
         );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .context("websocket connect")?;
+        // A small read buffer: tungstenite zero-fills its free part on every read, which at
+        // the default 128 KiB costs the load tool CPU it shares with the server.
+        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+                .await
+                .context("websocket connect")?;
         let init = json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}});
         socket.send(Message::Text(init.to_string().into())).await?;
         loop {

@@ -139,6 +139,7 @@ pub fn serve(args: &ServeArgs, file: &FileConfig) -> ServeConfig {
             .max_subscriptions_per_token
             .unwrap_or(d.max_subscriptions_per_token),
         as_of_max_events: d.as_of_max_events,
+        tail_buffer: d.tail_buffer,
     };
     ServeConfig {
         listen: args

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use sijil_domain::Timestamp;
 use sijil_gateway::Gateway;
 use sijil_store::projections::{sla, Projections};
@@ -204,6 +205,13 @@ async fn serve(
 
     let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let ready = gateway.clone();
+    // Subscriptions write many small WebSocket messages: without TCP_NODELAY, Nagle's
+    // algorithm holds a message back until the client acknowledges the previous one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(listener, gateway.router()).with_graceful_shutdown(async move {
         let signal = shutdown_signal().await;
         tracing::info!(

@@ -4,7 +4,6 @@
 //! projections' applied positions or the store's log and only ever yields the caller's
 //! workspace; positions shown are local to the workspace ([`positions`]).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, Subscription, ID};
@@ -18,6 +17,7 @@ use tokio::sync::watch;
 use crate::auth::Permission;
 use crate::context::{projection_error, shared, workspace, Need, Shared};
 use crate::error::ApiError;
+use crate::log_tail::{Follower, LogTails};
 use crate::schema::case::{load as load_case, CaseNode};
 use crate::schema::customer::{load_required as load_customer, TimelineEntryNode};
 use crate::schema::positions;
@@ -25,8 +25,6 @@ use crate::schema::types::{parse_id, parse_opt_id, Event};
 
 /// Newest entries a timeline update looks at.
 const UPDATE_WINDOW: usize = 50;
-/// Index entries `eventAppended` reads at a time.
-const TAIL_BATCH: usize = 100;
 
 /// New entries of a customer's timeline.
 #[derive(SimpleObject)]
@@ -258,49 +256,16 @@ impl AuditSubscription {
         if from_position == Some(0) {
             return Err(ApiError::validation("positions start at 1", "INVALID_POSITION").extend());
         }
-        let rx = shared
-            .projections
-            .handle(positions::INDEX)
-            .map_err(projection_error)?
-            .subscribe();
+        // Follow the tail before counting, so no event falls between the count and the tail.
+        let tail = LogTails::follow(&shared, ws)?;
         let next = match from_position {
             Some(from) => from,
             None => positions::count(&shared, ws)?.saturating_add(1),
         };
-        struct Tail {
-            rx: watch::Receiver<u64>,
-            shared: Arc<Shared>,
-            next: u64,
-            ready: VecDeque<Event>,
-        }
-        let tail = Tail {
-            rx,
-            shared,
-            next,
-            ready: VecDeque::new(),
-        };
-        Ok(stream::unfold(tail, move |mut tail| async move {
-            loop {
-                if let Some(event) = tail.ready.pop_front() {
-                    return Some((event, tail));
-                }
-                // Mark the current applied position seen before reading, so an entry applied
-                // after the read wakes the wait below.
-                tail.rx.borrow_and_update();
-                let entries = positions::entries(&tail.shared, ws, tail.next, TAIL_BATCH).ok()?;
-                if entries.is_empty() {
-                    tail.rx.changed().await.ok()?;
-                    continue;
-                }
-                for entry in entries {
-                    let event = positions::read_event(&tail.shared, ws, entry.position).ok()?;
-                    tail.next = entry.sequence + 1;
-                    tail.ready.push_back(Event {
-                        event,
-                        local_position: entry.sequence,
-                    });
-                }
-            }
+        let follower = Follower::new(shared, ws, tail, next);
+        Ok(stream::unfold(follower, |mut follower| async move {
+            let event = follower.next_event().await?;
+            Some((event, follower))
         }))
     }
 }
