@@ -38,7 +38,8 @@ pub struct GatewayConfig {
     pub as_of_max_events: u64,
     /// Events the shared tail of a workspace's log holds for an `eventAppended` subscriber
     /// that has not taken them yet; one further behind reads the log index itself until it
-    /// catches up ([`crate::log_tail`]).
+    /// catches up ([`crate::log_tail`]). The channel keeps this many of the latest events per
+    /// workspace with subscribers, whether read or not, so it bounds that memory too.
     pub tail_buffer: usize,
 }
 
@@ -57,7 +58,7 @@ impl Default for GatewayConfig {
             max_subscriptions_per_connection: 16,
             max_subscriptions_per_token: 256,
             as_of_max_events: 250_000,
-            tail_buffer: 4096,
+            tail_buffer: 512,
         }
     }
 }

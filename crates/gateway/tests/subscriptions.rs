@@ -526,7 +526,7 @@ async fn every_subscriber_gets_every_event_once(tail_buffer: usize) {
 
 #[tokio::test]
 async fn event_appended_subscribers_share_a_tail_and_each_gets_every_event_once() {
-    every_subscriber_gets_every_event_once(4096).await;
+    every_subscriber_gets_every_event_once(512).await;
 }
 
 #[tokio::test]
