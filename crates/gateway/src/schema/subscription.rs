@@ -256,7 +256,7 @@ impl AuditSubscription {
         if from_position == Some(0) {
             return Err(ApiError::validation("positions start at 1", "INVALID_POSITION").extend());
         }
-        // Follow the tail before counting, so no event falls between the count and the tail.
+        // The follower reads the index from `next` until it reaches the workspace's shared tail.
         let tail = LogTails::follow(&shared, ws)?;
         let next = match from_position {
             Some(from) => from,
