@@ -115,6 +115,34 @@ async fn timeline_updated_yields_new_entries() {
     assert_eq!(update["totalCount"], 2);
     assert_eq!(update["entries"][0]["kind"], "INTERACTION");
     assert_eq!(update["entries"][0]["channel"], "SOCIAL");
+    // Other customers' entries wake the subscription but send nothing; the next update is
+    // this customer's next entry, alone.
+    let other = register(&server, &agent, "S-1-OTHER").await;
+    let record =
+        "mutation($i: RecordInteractionInput!) { recordInteraction(input: $i) { version } }";
+    for (who, summary) in [
+        (&other, "elsewhere"),
+        (&other, "elsewhere again"),
+        (&customer, "called"),
+    ] {
+        server
+            .ok(
+                &agent,
+                record,
+                json!({ "i": { "customerId": who, "channel": "PHONE", "direction": "INBOUND",
+                               "bot": "ivr", "language": "en", "summary": summary } }),
+            )
+            .await;
+    }
+    let msg = next(&mut ws).await.unwrap();
+    let update = &msg["payload"]["data"]["timelineUpdated"];
+    assert_eq!(update["customerId"], customer.as_str(), "{msg}");
+    assert_eq!(update["totalCount"], 3, "{msg}");
+    assert_eq!(update["entries"].as_array().map(Vec::len), Some(1), "{msg}");
+    assert_eq!(
+        update["entries"][0]["summary"], "Inbound phone (bot ivr): called",
+        "{msg}"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@
 //! (record interactions and work cases, retrying conflicts), `mixed` (agents'
 //! 90/10 read/write), `audit` (tail `allEvents` from 0), `subscribe` (M live
 //! subscribers to `eventAppended` while N clients write, or with `--subscriber-load
-//! mixed` while N clients run the `mixed` workload; reports delivery lag).
+//! mixed` while N clients run the `mixed` workload; reports delivery lag; with
+//! `--subscribe-to timeline` each subscriber follows one customer's `timelineUpdated`).
 
 mod client;
 mod ops;
@@ -34,6 +35,16 @@ enum SubscriberLoad {
     Write,
     /// Agents' 90/10 read/write (scenario `mixed`).
     Mixed,
+}
+
+/// What the subscribers of the `subscribe` scenario follow.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SubscribeTo {
+    /// The workspace's log (`eventAppended`).
+    Events,
+    /// One customer's timeline each (`timelineUpdated`), customers taken in turn from the
+    /// sampled directory.
+    Timeline,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -79,6 +90,9 @@ struct Args {
     /// What the clients do while the subscribers listen (scenario `subscribe`).
     #[arg(long, value_enum, default_value_t = SubscriberLoad::Write)]
     subscriber_load: SubscriberLoad,
+    /// What the subscribers follow (scenario `subscribe`).
+    #[arg(long, value_enum, default_value_t = SubscribeTo::Events)]
+    subscribe_to: SubscribeTo,
     /// How many customers to sample from the directory.
     #[arg(long, default_value_t = 5000)]
     customers: usize,
@@ -130,10 +144,17 @@ async fn main() -> anyhow::Result<()> {
     let events_read = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     if let Scenario::Subscribe = args.scenario {
-        for _ in 0..args.subscribers {
+        for i in 0..args.subscribers {
+            let follow = match args.subscribe_to {
+                SubscribeTo::Events => scenarios::Follow::Events,
+                SubscribeTo::Timeline => scenarios::Follow::Timeline(
+                    shared.customers[i % shared.customers.len()].clone(),
+                ),
+            };
             tasks.push(tokio::spawn(scenarios::subscriber(
                 args.url[0].clone(),
                 args.token.clone(),
+                follow,
                 start + duration,
             )));
         }

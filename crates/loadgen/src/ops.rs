@@ -29,6 +29,10 @@ pub const CASE_VERSION: &str = "query($id: ID!) { case(id: $id) { version } }";
 /// A page of the workspace's log.
 pub const ALL_EVENTS: &str = "query($from: Int!) { allEvents(fromPosition: $from, first: 200) { events { position eventType recordedAt hash } } }";
 
+/// One customer's timeline as it grows, for subscribers.
+pub const TIMELINE_UPDATED: &str =
+    "subscription($customer: ID!) { timelineUpdated(customerId: $customer) { totalCount entries { at } } }";
+
 /// The log tail for subscribers.
 pub const EVENT_APPENDED: &str =
     "subscription($from: Int) { eventAppended(fromPosition: $from) { position recordedAt } }";

@@ -306,19 +306,37 @@ pub async fn audit(shared: Arc<Shared>, events_read: Arc<AtomicU64>) -> Recorder
     rec
 }
 
-/// One live subscriber to the log tail: records, for every event delivered,
-/// the delay between the server recording it and this client receiving it.
-pub async fn subscriber(base: String, token: String, deadline: Instant) -> Recorder {
+/// What a subscriber follows.
+#[derive(Clone, Debug)]
+pub enum Follow {
+    /// The workspace's log (`eventAppended`): one delivery per event.
+    Events,
+    /// One customer's timeline (`timelineUpdated`): one delivery per new entry.
+    Timeline(String),
+}
+
+/// One live subscriber: records, for every event (or timeline entry) delivered, the delay
+/// between the server recording it (`recordedAt`; a timeline entry's `at`, which is when the
+/// server took the command for the load tool's writes) and this client receiving it.
+pub async fn subscriber(
+    base: String,
+    token: String,
+    follow: Follow,
+    deadline: Instant,
+) -> Recorder {
     let mut rec = Recorder::default();
     // No `fromPosition`: the subscription starts at the next event appended.
-    let mut sub =
-        match crate::ws::Subscription::start(&base, &token, ops::EVENT_APPENDED, json!({})).await {
-            Ok(s) => s,
-            Err(_) => {
-                rec.error("SUBSCRIBE_FAILED");
-                return rec;
-            }
-        };
+    let (query, variables) = match &follow {
+        Follow::Events => (ops::EVENT_APPENDED, json!({})),
+        Follow::Timeline(customer) => (ops::TIMELINE_UPDATED, json!({ "customer": customer })),
+    };
+    let mut sub = match crate::ws::Subscription::start(&base, &token, query, variables).await {
+        Ok(s) => s,
+        Err(_) => {
+            rec.error("SUBSCRIBE_FAILED");
+            return rec;
+        }
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -331,16 +349,30 @@ pub async fn subscriber(base: String, token: String, deadline: Instant) -> Recor
                 break;
             }
             Ok(Some(Ok(data))) => {
-                let recorded = data
-                    .pointer("/eventAppended/recordedAt")
-                    .and_then(Value::as_str)
-                    .and_then(crate::ws::parse_millis);
-                match recorded {
-                    Some(at) => {
-                        let lag = now_millis().saturating_sub(at).max(0) as u64;
-                        rec.ok("delivery lag", Duration::from_millis(lag));
+                let times: Vec<Option<i64>> = match follow {
+                    Follow::Events => vec![data
+                        .pointer("/eventAppended/recordedAt")
+                        .and_then(Value::as_str)
+                        .and_then(crate::ws::parse_millis)],
+                    Follow::Timeline(_) => data
+                        .pointer("/timelineUpdated/entries")
+                        .and_then(Value::as_array)
+                        .map(|entries| {
+                            entries
+                                .iter()
+                                .map(|e| e["at"].as_str().and_then(crate::ws::parse_millis))
+                                .collect()
+                        })
+                        .unwrap_or_else(|| vec![None]),
+                };
+                for at in times {
+                    match at {
+                        Some(at) => {
+                            let lag = now_millis().saturating_sub(at).max(0) as u64;
+                            rec.ok("delivery lag", Duration::from_millis(lag));
+                        }
+                        None => rec.error("BAD_EVENT"),
                     }
-                    None => rec.error("BAD_EVENT"),
                 }
             }
         }

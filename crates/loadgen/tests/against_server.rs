@@ -173,4 +173,12 @@ fn every_scenario_runs_against_a_real_server() {
         "{under_mixed}"
     );
     assert_eq!(unexpected_errors(&under_mixed), Vec::<String>::new());
+
+    // Subscribers to customers' timelines: one for each of the demo's 40 customers, so the
+    // writes' new entries reach them.
+    let args = ["--subscribers", "40", "--subscribe-to", "timeline"];
+    let timelines = load(&server, "subscribe", &out, &args);
+    assert!(count(&timelines, "delivery lag") > 0, "{timelines}");
+    assert!(count(&timelines, "record interaction") > 0, "{timelines}");
+    assert_eq!(unexpected_errors(&timelines), Vec::<String>::new());
 }

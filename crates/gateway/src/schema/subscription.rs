@@ -74,23 +74,30 @@ const CASE_EVENTS: &[&str] = &[
     "CaseClosed",
 ];
 
-/// The newest entries of `customer` above `seen`, oldest first, and the entry count.
+/// The newest entries of `customer` above `seen`, oldest first, and the entry count. When the
+/// count is still `known`, nothing was added (a timeline only grows, and every entry counts),
+/// so the entries are not read: a subscriber wakes for every event the timeline applies,
+/// mostly other customers'.
 fn fresh_entries(
     shared: &Shared,
     ws: d::WorkspaceId,
     customer: d::CustomerId,
     seen: u64,
+    known: Option<u64>,
 ) -> Result<(u64, Vec<TimelineEntryNode>, u64), async_graphql::Error> {
     shared
         .projections
         .read("timeline", |tree| {
+            let count = timeline::count(tree, ws, customer)?;
+            if known == Some(count) {
+                return Ok((count, Vec::new(), seen));
+            }
             let query = TimelineQuery {
                 first: Some(UPDATE_WINDOW),
                 newest_first: true,
                 ..TimelineQuery::default()
             };
             let page = timeline::page(tree, ws, customer, &query)?;
-            let count = timeline::count(tree, ws, customer)?;
             let mut fresh: Vec<_> = page
                 .entries
                 .into_iter()
@@ -134,7 +141,7 @@ impl CustomerSubscription {
             .handle("timeline")
             .map_err(projection_error)?
             .subscribe();
-        let (count, _, _) = fresh_entries(&shared, ws, customer, u64::MAX)?;
+        let (count, _, _) = fresh_entries(&shared, ws, customer, u64::MAX, None)?;
         let seen = *rx.borrow();
         struct State {
             rx: watch::Receiver<u64>,
@@ -151,7 +158,8 @@ impl CustomerSubscription {
         Ok(stream::unfold(state, move |mut st| async move {
             loop {
                 st.rx.changed().await.ok()?;
-                let Ok((count, entries, max)) = fresh_entries(&st.shared, ws, customer, st.seen)
+                let Ok((count, entries, max)) =
+                    fresh_entries(&st.shared, ws, customer, st.seen, Some(st.count))
                 else {
                     return None;
                 };
