@@ -295,28 +295,7 @@ async fn connected(server: &TestServer, token: &str) -> Ws {
 
 /// The value of the `sijil_subscriptions_active` gauge once it equals `want` (or after 5 s).
 async fn active_subscriptions(server: &TestServer, want: u64) -> u64 {
-    let mut seen = u64::MAX;
-    for _ in 0..50 {
-        let text = server
-            .http
-            .get(format!("{}/metrics", server.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        seen = text
-            .lines()
-            .find_map(|l| l.strip_prefix("sijil_subscriptions_active "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(u64::MAX, |v| v as u64);
-        if seen == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    seen
+    gauge(server, "sijil_subscriptions_active", want).await
 }
 
 const TAIL: &str = "subscription { eventAppended { position eventType } }";
