@@ -26,6 +26,8 @@ pub struct Shared {
     pub vault: Option<sijil_store::vault::Vault>,
     /// The shared tails of the workspaces' logs (`eventAppended`).
     pub tails: Arc<crate::log_tail::LogTails>,
+    /// The shared feeds of the workspaces' case changes (`escalationChanged`).
+    pub case_feeds: crate::case_feed::CaseFeeds,
 }
 
 /// The shared handles of the schema.

@@ -6,6 +6,7 @@
 //! customer's key before it is written and opened when read, and a forget destroys the key.
 //! [`Gateway::new`] stores plaintext (tests, tools).
 
+use crate::case_feed::CaseFeeds;
 use crate::log_tail::LogTails;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -112,6 +113,7 @@ impl Gateway {
             telemetry: telemetry.clone(),
             vault,
             tails: Arc::new(LogTails::default()),
+            case_feeds: CaseFeeds::default(),
         });
         let limiter = Arc::new(RateLimiter::new(config.rate_per_second, config.rate_burst));
         let subscriptions = SubscriptionLimits::new(

@@ -6,10 +6,12 @@
 
 pub mod auth;
 pub mod bus;
+pub mod case_feed;
 pub mod cluster;
 pub mod codes;
 pub mod context;
 pub mod error;
+pub mod fanout;
 pub mod gateway;
 pub mod limits;
 pub mod log_tail;

@@ -8,15 +8,15 @@
 //! has caught up, then follows the tail again ([`Follower`]): each event still arrives once, in
 //! order, with no gap. The task stops when the last subscriber of the workspace goes.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use sijil_domain::WorkspaceId;
 use sijil_store::RecordedEvent;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::broadcast;
 
 use crate::context::{projection_error, Shared};
+use crate::fanout::{Fanout, Feeder, Registry};
 use crate::schema::positions;
 use crate::schema::types::Event;
 
@@ -31,82 +31,35 @@ pub struct TailEvent {
     pub event: RecordedEvent,
 }
 
+/// A workspace's running tail.
+pub type Tail = Fanout<TailEvent>;
+
 /// The running tails, one per workspace with subscribers.
-#[derive(Default)]
-pub struct LogTails {
-    tails: Mutex<HashMap<WorkspaceId, Weak<Tail>>>,
-}
+pub type LogTails = Registry<TailEvent>;
 
-/// A workspace's running tail; the task stops when the last `Arc` of it is dropped.
-pub struct Tail {
-    /// A receiver kept only to make new ones ([`broadcast::Receiver::resubscribe`]); never read.
-    template: broadcast::Receiver<Arc<TailEvent>>,
-    /// Cleared when the task stopped on an error: the next subscriber starts a new tail.
-    running: Arc<AtomicBool>,
-    /// Dropped with the tail, which stops the task.
-    _stop: oneshot::Sender<()>,
-}
-
-impl Tail {
-    fn subscribe(&self) -> broadcast::Receiver<Arc<TailEvent>> {
-        self.template.resubscribe()
-    }
-}
-
-impl LogTails {
-    /// Tails running now (one per workspace with `eventAppended` subscribers).
-    pub fn running(&self) -> usize {
-        let tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
-        tails
-            .values()
-            .filter_map(Weak::upgrade)
-            .filter(|tail| tail.running.load(Ordering::Acquire))
-            .count()
-    }
-
-    /// The tail of `ws`'s log, started if no subscriber follows it yet.
-    pub fn follow(shared: &Arc<Shared>, ws: WorkspaceId) -> async_graphql::Result<Arc<Tail>> {
-        let mut tails = shared
-            .tails
-            .tails
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(tail) = tails.get(&ws).and_then(Weak::upgrade) {
-            if tail.running.load(Ordering::Acquire) {
-                return Ok(tail);
-            }
-        }
-        tails.retain(|_, tail| tail.strong_count() > 0);
+/// The tail of `ws`'s log, started if no subscriber follows it yet.
+pub fn follow(shared: &Arc<Shared>, ws: WorkspaceId) -> async_graphql::Result<Arc<Tail>> {
+    let (tail, feeder) = shared.tails.get_or_start(ws, shared.config.tail_buffer);
+    if let Some(feeder) = feeder {
         let applied = shared
             .projections
             .handle(positions::INDEX)
             .map_err(projection_error)?
             .subscribe();
         let next = positions::count(shared, ws)?.saturating_add(1);
-        let (sender, template) = broadcast::channel(shared.config.tail_buffer.max(1));
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let running = Arc::new(AtomicBool::new(true));
-        let tail = Arc::new(Tail {
-            template,
-            running: Arc::clone(&running),
-            _stop: stop_tx,
-        });
-        tails.insert(ws, Arc::downgrade(&tail));
         let run = Run {
             shared: Arc::clone(shared),
             ws,
             next,
             applied,
-            sender,
         };
         tokio::spawn(async move {
-            if let Err(e) = run.run(stop_rx).await {
+            if let Err(e) = run.run(feeder).await {
                 tracing::warn!(workspace = %ws, error = ?e.message, "workspace log tail stopped");
             }
-            running.store(false, Ordering::Release);
         });
-        Ok(tail)
     }
+    Ok(tail)
 }
 
 /// The task reading a workspace's new events once for all its subscribers.
@@ -116,11 +69,10 @@ struct Run {
     /// The next workspace position to read.
     next: u64,
     applied: tokio::sync::watch::Receiver<u64>,
-    sender: broadcast::Sender<Arc<TailEvent>>,
 }
 
 impl Run {
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) -> async_graphql::Result<()> {
+    async fn run(mut self, mut feeder: Feeder<TailEvent>) -> async_graphql::Result<()> {
         loop {
             // Mark the applied position seen before reading, so an entry applied after the
             // read wakes the wait below.
@@ -128,7 +80,7 @@ impl Run {
             let entries = positions::entries(&self.shared, self.ws, self.next, BATCH)?;
             if entries.is_empty() {
                 tokio::select! {
-                    _ = &mut stop => return Ok(()),
+                    _ = &mut feeder.stop => return Ok(()),
                     changed = self.applied.changed() => {
                         if changed.is_err() {
                             return Ok(());
@@ -141,7 +93,7 @@ impl Run {
                 let event = positions::read_event(&self.shared, self.ws, entry.position)?;
                 self.next = entry.sequence + 1;
                 // No receiver now is fine: a subscriber arriving later reads the index.
-                let _ = self.sender.send(Arc::new(TailEvent {
+                let _ = feeder.sender.send(Arc::new(TailEvent {
                     sequence: entry.sequence,
                     event,
                 }));

@@ -540,3 +540,128 @@ async fn event_appended_subscribers_share_a_tail_and_each_gets_every_event_once(
 async fn event_appended_subscribers_that_fall_behind_the_tail_catch_up_from_the_index() {
     every_subscriber_gets_every_event_once(1).await;
 }
+
+/// `escalationChanged` messages on `ws` until `done` says the changes seen are all there:
+/// (local position, event type, case id) each.
+async fn case_changes(
+    ws: &mut Ws,
+    done: impl Fn(&[(u64, String, String)]) -> bool,
+) -> Vec<(u64, String, String)> {
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let msg = next(ws).await.expect("the subscription stays open");
+        assert_eq!(msg["type"], "next", "{msg}");
+        let change = &msg["payload"]["data"]["escalationChanged"];
+        seen.push((
+            change["position"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{msg}")),
+            change["eventType"].as_str().unwrap_or_default().to_owned(),
+            change["case"]["id"].as_str().unwrap_or_default().to_owned(),
+        ));
+    }
+    seen
+}
+
+/// Supervisors watching every case and one team's cases, while cases open and escalate
+/// concurrently (and another workspace works too): each gets every change it should, once, in
+/// log order; with a one-change buffer they fall behind the shared feed and catch up.
+async fn every_supervisor_gets_every_case_change(tail_buffer: usize) {
+    let server = TestServer::start_with(sijil_gateway::GatewayConfig {
+        tail_buffer,
+        ..Default::default()
+    })
+    .await;
+    let ws_id = workspace();
+    let agent = server.token(ws_id, Role::Agent);
+    let supervisor = server.token(ws_id, Role::Supervisor);
+    let agent_b = server.token(workspace(), Role::Agent);
+    let customer = register(&server, &agent, "Q-1").await;
+    let customer_b = register(&server, &agent_b, "Q-B").await;
+    let team = uuid::Uuid::now_v7().to_string();
+    let query = "subscription($team: ID) { escalationChanged(team: $team) {
+        position eventType case { id } } }";
+    let mut everything = Vec::new();
+    for _ in 0..2 {
+        everything.push(subscribe(&server, &supervisor, query, json!({ "team": null })).await);
+    }
+    let mut of_team = subscribe(&server, &supervisor, query, json!({ "team": team })).await;
+    assert_eq!(active_subscriptions(&server, 3).await, 3);
+
+    let open = "mutation($i: OpenCaseInput!) { openCase(input: $i) { case { id } } }";
+    let open_case = |token: String, customer: String| {
+        let server = &server;
+        async move {
+            let input = json!({ "i": { "customerId": customer, "subject": "s", "category": "c",
+                                       "channel": "PHONE" } });
+            server.ok(&token, open, input).await
+        }
+    };
+    let opened =
+        futures_util::future::join_all((0..6).map(|_| open_case(agent.clone(), customer.clone())))
+            .await;
+    let cases: Vec<String> = opened
+        .iter()
+        .map(|d| d["openCase"]["case"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let escalate = "mutation($i: ChangeLevelInput!) { escalateCase(input: $i) { version } }";
+    let escalations = cases.iter().map(|case| {
+        server.ok(
+            &agent,
+            escalate,
+            json!({ "i": { "caseId": case, "reason": "tier 2", "teamId": team } }),
+        )
+    });
+    let (_, _) = tokio::join!(
+        futures_util::future::join_all(escalations),
+        open_case(agent_b.clone(), customer_b.clone())
+    );
+
+    let mut expected: Vec<(String, String)> = cases
+        .iter()
+        .flat_map(|c| {
+            [
+                ("CaseOpened".to_owned(), c.clone()),
+                ("CaseEscalated".to_owned(), c.clone()),
+            ]
+        })
+        .collect();
+    expected.sort();
+    for ws in &mut everything {
+        let seen = case_changes(ws, |seen| seen.len() == 12).await;
+        assert!(
+            seen.windows(2).all(|w| w[0].0 < w[1].0),
+            "in log order, none twice: {seen:?}"
+        );
+        let mut kinds: Vec<(String, String)> = seen.into_iter().map(|(_, t, c)| (t, c)).collect();
+        kinds.sort();
+        assert_eq!(kinds, expected);
+    }
+    // The team's screen gets every escalation to it (an opening may show too when the case was
+    // already with the team by the time it was read), and nothing of other cases.
+    let seen = case_changes(&mut of_team, |seen| {
+        seen.iter().filter(|(_, t, _)| t == "CaseEscalated").count() == 6
+    })
+    .await;
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+    assert!(seen.iter().all(|(_, _, c)| cases.contains(c)), "{seen:?}");
+    let mut escalated: Vec<&String> = seen
+        .iter()
+        .filter(|(_, t, _)| t == "CaseEscalated")
+        .map(|(_, _, c)| c)
+        .collect();
+    escalated.sort();
+    let mut all_cases: Vec<&String> = cases.iter().collect();
+    all_cases.sort();
+    assert_eq!(escalated, all_cases);
+}
+
+#[tokio::test]
+async fn escalation_changed_subscribers_share_a_feed_and_each_gets_every_change() {
+    every_supervisor_gets_every_case_change(512).await;
+}
+
+#[tokio::test]
+async fn escalation_changed_subscribers_that_fall_behind_the_feed_catch_up_from_the_log() {
+    every_supervisor_gets_every_case_change(1).await;
+}

@@ -8,7 +8,8 @@
 //! 90/10 read/write), `audit` (tail `allEvents` from 0), `subscribe` (M live
 //! subscribers to `eventAppended` while N clients write, or with `--subscriber-load
 //! mixed` while N clients run the `mixed` workload; reports delivery lag; with
-//! `--subscribe-to timeline` each subscriber follows one customer's `timelineUpdated`).
+//! `--subscribe-to timeline` each subscriber follows one customer's `timelineUpdated`, with
+//! `--subscribe-to escalation` the workspace's `escalationChanged`).
 
 mod client;
 mod ops;
@@ -45,6 +46,8 @@ enum SubscribeTo {
     /// One customer's timeline each (`timelineUpdated`), customers taken in turn from the
     /// sampled directory.
     Timeline,
+    /// The workspace's case changes (`escalationChanged`, a supervisor's queue screen).
+    Escalation,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -147,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
         for i in 0..args.subscribers {
             let follow = match args.subscribe_to {
                 SubscribeTo::Events => scenarios::Follow::Events,
+                SubscribeTo::Escalation => scenarios::Follow::Escalation,
                 SubscribeTo::Timeline => scenarios::Follow::Timeline(
                     shared.customers[i % shared.customers.len()].clone(),
                 ),

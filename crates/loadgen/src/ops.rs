@@ -33,6 +33,11 @@ pub const ALL_EVENTS: &str = "query($from: Int!) { allEvents(fromPosition: $from
 pub const TIMELINE_UPDATED: &str =
     "subscription($customer: ID!) { timelineUpdated(customerId: $customer) { totalCount entries { at } } }";
 
+/// A supervisor's queue screen: cases as they change, with the times of the changes the load
+/// tool makes (opened, first response, resolved).
+pub const ESCALATION_CHANGED: &str =
+    "subscription { escalationChanged { eventType case { openedAt firstResponseAt resolvedAt } } }";
+
 /// The log tail for subscribers.
 pub const EVENT_APPENDED: &str =
     "subscription($from: Int) { eventAppended(fromPosition: $from) { position recordedAt } }";

@@ -313,11 +313,15 @@ pub enum Follow {
     Events,
     /// One customer's timeline (`timelineUpdated`): one delivery per new entry.
     Timeline(String),
+    /// The workspace's case changes (`escalationChanged`): one delivery per change; the lag
+    /// of the changes the load tool makes (opened, first response, resolved) is recorded.
+    Escalation,
 }
 
-/// One live subscriber: records, for every event (or timeline entry) delivered, the delay
-/// between the server recording it (`recordedAt`; a timeline entry's `at`, which is when the
-/// server took the command for the load tool's writes) and this client receiving it.
+/// One live subscriber: records, for every event (or timeline entry, or case change) delivered,
+/// the delay between the server recording it (`recordedAt`; a timeline entry's `at` or the
+/// case's time of that change, which is when the server took the command for the load tool's
+/// writes) and this client receiving it.
 pub async fn subscriber(
     base: String,
     token: String,
@@ -329,6 +333,7 @@ pub async fn subscriber(
     let (query, variables) = match &follow {
         Follow::Events => (ops::EVENT_APPENDED, json!({})),
         Follow::Timeline(customer) => (ops::TIMELINE_UPDATED, json!({ "customer": customer })),
+        Follow::Escalation => (ops::ESCALATION_CHANGED, json!({})),
     };
     let mut sub = match crate::ws::Subscription::start(&base, &token, query, variables).await {
         Ok(s) => s,
@@ -364,6 +369,19 @@ pub async fn subscriber(
                                 .collect()
                         })
                         .unwrap_or_else(|| vec![None]),
+                    Follow::Escalation => {
+                        let change = &data["escalationChanged"];
+                        let field = match change["eventType"].as_str() {
+                            Some("CaseOpened") => "openedAt",
+                            Some("FirstResponseGiven") => "firstResponseAt",
+                            Some("CaseResolved") => "resolvedAt",
+                            Some(_) => continue,
+                            None => "",
+                        };
+                        vec![change["case"][field]
+                            .as_str()
+                            .and_then(crate::ws::parse_millis)]
+                    }
                 };
                 for at in times {
                     match at {

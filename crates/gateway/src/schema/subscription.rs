@@ -9,16 +9,15 @@ use std::sync::Arc;
 use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, Subscription, ID};
 use futures_util::stream::{self, Stream};
 use sijil_domain as d;
-use sijil_store::projections::escalation;
 use sijil_store::projections::timeline::{self, TimelineQuery};
-use sijil_store::RecordedEvent;
 use tokio::sync::watch;
 
 use crate::auth::Permission;
+use crate::case_feed::{self, Change};
 use crate::context::{projection_error, shared, workspace, Need, Shared};
 use crate::error::ApiError;
-use crate::log_tail::{Follower, LogTails};
-use crate::schema::case::{load as load_case, CaseNode};
+use crate::log_tail::{self, Follower};
+use crate::schema::case::CaseNode;
 use crate::schema::customer::{load_required as load_customer, TimelineEntryNode};
 use crate::schema::positions;
 use crate::schema::types::{parse_id, parse_opt_id, Event};
@@ -39,10 +38,7 @@ pub struct TimelineUpdate {
 }
 
 /// A case that changed.
-pub struct CaseChange {
-    event: RecordedEvent,
-    case: CaseNode,
-}
+pub struct CaseChange(Arc<Change>);
 
 #[Object]
 impl CaseChange {
@@ -50,29 +46,17 @@ impl CaseChange {
     async fn position(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
         let shared = shared(ctx)?;
         let ws = workspace(ctx)?;
-        positions::local(shared, ws, self.event.position).await
+        positions::local(shared, ws, self.0.event.position).await
     }
     /// The event type that changed it, e.g. `CaseEscalated`.
     async fn event_type(&self) -> &str {
-        &self.event.event_type
+        &self.0.event.event_type
     }
     /// The case as it is after the change.
     async fn case(&self) -> &CaseNode {
-        &self.case
+        &self.0.case
     }
 }
-
-const CASE_EVENTS: &[&str] = &[
-    "CaseOpened",
-    "CaseAssigned",
-    "FirstResponseGiven",
-    "CaseEscalated",
-    "CaseDeescalated",
-    "SlaBreached",
-    "CaseResolved",
-    "CaseReopened",
-    "CaseClosed",
-];
 
 /// The newest entries of `customer` above `seen`, oldest first, and the entry count. When the
 /// count is still `known`, nothing was added (a timeline only grows, and every entry counts),
@@ -197,50 +181,11 @@ impl CaseSubscription {
         let shared = Arc::clone(shared(ctx)?);
         let ws = workspace(ctx)?;
         let team = parse_opt_id(team.as_ref(), d::TeamId::parse, "team")?;
-        let from = shared.store.head_position().saturating_add(1);
-        let subscription = shared
-            .store
-            .subscribe_all(from)
-            .with_types(CASE_EVENTS.iter().map(|t| (*t).to_owned()).collect());
-        Ok(stream::unfold(
-            (subscription, shared),
-            move |(mut sub, shared)| async move {
-                loop {
-                    let event = sub.next().await?.ok()?;
-                    if event.workspace_id != ws.as_uuid() {
-                        continue;
-                    }
-                    let Some(d::StreamRef::Case(case_id)) = d::StreamRef::parse(&event.stream_id)
-                    else {
-                        continue;
-                    };
-                    let timeout = shared.config.read_your_writes_timeout;
-                    if shared
-                        .projections
-                        .wait_for(event.position, timeout)
-                        .await
-                        .is_err()
-                    {
-                        tracing::warn!(position = event.position, "escalation lags a change");
-                    }
-                    if let Some(team) = team {
-                        let row = shared
-                            .projections
-                            .read("escalation", |tree| escalation::get(tree, ws, case_id))
-                            .ok()
-                            .and_then(Result::ok)
-                            .flatten();
-                        if row.and_then(|r| r.team) != Some(team) {
-                            continue;
-                        }
-                    }
-                    let Ok(Some(case)) = load_case(&shared, ws, case_id) else {
-                        continue;
-                    };
-                    return Some((CaseChange { event, case }, (sub, shared)));
-                }
-            },
-        ))
+        let follower = case_feed::follow(&shared, ws, team);
+        Ok(stream::unfold(follower, |mut follower| async move {
+            let change = follower.next_change().await?;
+            Some((CaseChange(change), follower))
+        }))
     }
 }
 
@@ -265,7 +210,7 @@ impl AuditSubscription {
             return Err(ApiError::validation("positions start at 1", "INVALID_POSITION").extend());
         }
         // The follower reads the index from `next` until it reaches the workspace's shared tail.
-        let tail = LogTails::follow(&shared, ws)?;
+        let tail = log_tail::follow(&shared, ws)?;
         let next = match from_position {
             Some(from) => from,
             None => positions::count(&shared, ws)?.saturating_add(1),
