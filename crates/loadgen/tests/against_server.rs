@@ -181,4 +181,11 @@ fn every_scenario_runs_against_a_real_server() {
     assert!(count(&timelines, "delivery lag") > 0, "{timelines}");
     assert!(count(&timelines, "record interaction") > 0, "{timelines}");
     assert_eq!(unexpected_errors(&timelines), Vec::<String>::new());
+
+    // Supervisors' queue screens: the writers open, answer and resolve cases.
+    let args = ["--subscribers", "5", "--subscribe-to", "escalation"];
+    let queues = load(&server, "subscribe", &out, &args);
+    assert!(count(&queues, "delivery lag") > 0, "{queues}");
+    assert!(count(&queues, "open case") > 0, "{queues}");
+    assert_eq!(unexpected_errors(&queues), Vec::<String>::new());
 }
