@@ -13,26 +13,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use sijil_domain as d;
-use sijil_store::projections::escalation;
+use sijil_store::projections::escalation::{self, CASE_EVENTS};
 use sijil_store::RecordedEvent;
 use tokio::sync::broadcast;
 
 use crate::context::Shared;
 use crate::fanout::{Fanout, Registry};
 use crate::schema::case::{load as load_case, CaseNode};
-
-/// The event types that change a case.
-pub const CASE_EVENTS: &[&str] = &[
-    "CaseOpened",
-    "CaseAssigned",
-    "FirstResponseGiven",
-    "CaseEscalated",
-    "CaseDeescalated",
-    "SlaBreached",
-    "CaseResolved",
-    "CaseReopened",
-    "CaseClosed",
-];
 
 /// Log events a lagging subscriber reads at a time.
 const BATCH: usize = 256;

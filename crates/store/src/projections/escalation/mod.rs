@@ -51,6 +51,7 @@ pub(crate) const DUE: u8 = b'D';
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EscalationProjection;
 
+/// The events the escalation state follows: those that change a case, then `NoteAdded`.
 const TYPES: &[&str] = &[
     "CaseOpened",
     "CaseAssigned",
@@ -63,6 +64,10 @@ const TYPES: &[&str] = &[
     "CaseClosed",
     "NoteAdded",
 ];
+
+/// The event types that change a case (opened, assigned, first response, escalated,
+/// de-escalated, SLA breached, resolved, reopened, closed): [`TYPES`] without its last.
+pub const CASE_EVENTS: &[&str] = TYPES.split_at(TYPES.len() - 1).0;
 
 impl Projection for EscalationProjection {
     fn name(&self) -> &'static str {
@@ -94,5 +99,13 @@ mod tests {
         assert!(super::TYPES
             .iter()
             .all(|t| sijil_domain::events::EVENT_TYPES.contains(t)));
+    }
+
+    #[test]
+    fn case_events_are_the_case_types_without_notes() {
+        assert_eq!(super::CASE_EVENTS.len(), 9);
+        assert!(super::CASE_EVENTS
+            .iter()
+            .all(|t| t.starts_with("Case") || *t == "FirstResponseGiven" || *t == "SlaBreached"));
     }
 }
