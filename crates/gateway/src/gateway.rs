@@ -6,8 +6,6 @@
 //! customer's key before it is written and opened when read, and a forget destroys the key.
 //! [`Gateway::new`] stores plaintext (tests, tools).
 
-use crate::case_feed::CaseFeeds;
-use crate::log_tail::LogTails;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,8 +15,10 @@ use sijil_store::Store;
 
 use crate::auth::{AuthError, TokenStore};
 use crate::bus::{BusError, CommandBus};
+use crate::case_feed::CaseFeeds;
 use crate::context::Shared;
 use crate::limits::{GatewayConfig, RateLimiter};
+use crate::log_tail::LogTails;
 use crate::schema::{self, SijilSchema};
 use crate::server::{self, HttpState};
 use crate::subscription_limits::SubscriptionLimits;
