@@ -17,9 +17,10 @@ use crate::auth::{AuthError, TokenStore};
 use crate::bus::{BusError, CommandBus};
 use crate::case_feed::CaseFeeds;
 use crate::context::Shared;
+use crate::executor::ServedSchema;
 use crate::limits::{GatewayConfig, RateLimiter};
 use crate::log_tail::LogTails;
-use crate::schema::{self, SijilSchema};
+use crate::schema;
 use crate::server::{self, HttpState};
 use crate::subscription_limits::SubscriptionLimits;
 use crate::telemetry::Telemetry;
@@ -50,7 +51,7 @@ pub struct Gateway {
 }
 
 struct Inner {
-    schema: SijilSchema,
+    schema: ServedSchema,
     tokens: TokenStore,
     telemetry: Telemetry,
     limiter: Arc<RateLimiter>,
@@ -121,7 +122,10 @@ impl Gateway {
             config.max_subscriptions_per_connection,
             config.max_subscriptions_per_token,
         );
-        let schema = schema::build(Arc::clone(&shared), &config, Arc::clone(&subscriptions));
+        let schema = ServedSchema::new(
+            schema::build(Arc::clone(&shared), &config),
+            Arc::clone(&subscriptions),
+        );
         register_gauges(&telemetry, &store, &projections);
         telemetry.gauge(
             "sijil_subscriptions_active",
@@ -156,8 +160,8 @@ impl Gateway {
         &self.inner.tokens
     }
 
-    /// The executable schema (for in-process use and tests).
-    pub fn schema(&self) -> &SijilSchema {
+    /// The executable schema as the server runs it (for in-process use and tests).
+    pub fn schema(&self) -> &ServedSchema {
         &self.inner.schema
     }
 

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod codes;
 pub mod context;
 pub mod error;
+pub mod executor;
 pub mod fanout;
 pub mod gateway;
 pub mod limits;
@@ -25,6 +26,7 @@ pub mod time;
 
 pub use auth::{AuthError, Permission, Principal, Role, TokenRecord, TokenStore};
 pub use error::{ApiError, ErrorCode};
+pub use executor::ServedSchema;
 pub use gateway::{Gateway, GatewayError};
 pub use limits::GatewayConfig;
 pub use schema::{sdl, SijilSchema};

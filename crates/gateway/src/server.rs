@@ -21,15 +21,15 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Principal, TokenStore};
 use crate::error::{ApiError, ErrorCode};
+use crate::executor::ServedSchema;
 use crate::limits::{GatewayConfig, RateLimiter};
-use crate::schema::SijilSchema;
 use crate::subscription_limits::ConnectionSubscriptions;
 use crate::telemetry::Telemetry;
 
 /// Everything the HTTP layer needs.
 #[derive(Clone)]
 pub struct HttpState {
-    pub schema: SijilSchema,
+    pub schema: ServedSchema,
     pub tokens: TokenStore,
     pub telemetry: Telemetry,
     pub limiter: Arc<RateLimiter>,
@@ -351,7 +351,7 @@ async fn execute(
     let schema = state.schema.clone();
     let run = async move { tokio::time::timeout(timeout, schema.execute(request)).await }
         .instrument(span.clone());
-    let mut response = match run.await {
+    let response = match run.await {
         Ok(r) => r,
         Err(_) => {
             let e = ApiError::validation(
@@ -365,7 +365,6 @@ async fn execute(
             return error_response(StatusCode::SERVICE_UNAVAILABLE, e);
         }
     };
-    crate::codes::tag_untyped_errors(&mut response.errors);
     let outcome = response
         .errors
         .first()

@@ -1,7 +1,7 @@
 //! Limits on WebSocket subscriptions: how many may run at once on one connection and for one
 //! token, and a charge of one request from the token's rate-limit bucket (the one HTTP
-//! requests draw from) for every subscription started. Installed as a schema extension, so
-//! it sees every subscription whatever the protocol; a refused subscription gets a single
+//! requests draw from) for every subscription started. [`crate::executor::ServedSchema`]
+//! admits every WebSocket operation here, whatever the protocol; a refused subscription gets a single
 //! RATE_LIMITED error and ends. The number of subscriptions running is a gauge on
 //! `/metrics` (`sijil_subscriptions_active`).
 
@@ -9,9 +9,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextSubscribe};
-use async_graphql::{ErrorExtensions, Pos, Response};
-use futures_util::stream::{self, BoxStream, StreamExt};
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -153,51 +150,6 @@ impl Drop for Ticket {
         }
         drop(by_token);
         self.limits.active.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The schema extension applying [`SubscriptionLimits`] to every subscription.
-pub struct LimitSubscriptions(pub Arc<SubscriptionLimits>);
-
-impl ExtensionFactory for LimitSubscriptions {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitSubscriptionsExtension(Arc::clone(&self.0)))
-    }
-}
-
-struct LimitSubscriptionsExtension(Arc<SubscriptionLimits>);
-
-impl Extension for LimitSubscriptionsExtension {
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        // Without a principal the resolvers refuse the subscription themselves
-        // (UNAUTHENTICATED); there is no token to count it against.
-        let Some(principal) = ctx.data_opt::<Principal>() else {
-            return next.run(ctx, stream);
-        };
-        let connection = ctx.data_opt::<Arc<ConnectionSubscriptions>>();
-        match self.0.admit(principal, connection) {
-            Ok(ticket) => next
-                .run(ctx, stream)
-                .map(move |response| {
-                    let _held = &ticket;
-                    response
-                })
-                .boxed(),
-            Err(refusal) => {
-                tracing::info!(
-                    token = %principal.token_id,
-                    outcome = refusal.code().as_str(),
-                    "subscription refused"
-                );
-                let error = refusal.extend().into_server_error(Pos::default());
-                stream::once(async move { Response::from_errors(vec![error]) }).boxed()
-            }
-        }
     }
 }
 

@@ -48,23 +48,17 @@ pub struct Subscription(
 /// The served schema.
 pub type SijilSchema = Schema<Query, Mutation, Subscription>;
 
-/// Builds the schema over `shared` with the limits of `config`; subscriptions are held to
-/// `subscriptions`.
-pub fn build(
-    shared: Arc<Shared>,
-    config: &GatewayConfig,
-    subscriptions: Arc<crate::subscription_limits::SubscriptionLimits>,
-) -> SijilSchema {
+/// Builds the schema over `shared` with the limits of `config`. It has no extensions: with
+/// one installed, async-graphql sends every field's resolution through it; what applies to
+/// whole operations (error codes, subscription limits) wraps the executor instead
+/// ([`crate::executor::ServedSchema`]).
+pub fn build(shared: Arc<Shared>, config: &GatewayConfig) -> SijilSchema {
     let mut builder = Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
     .data(shared)
-    .extension(crate::codes::ErrorCodes)
-    .extension(crate::subscription_limits::LimitSubscriptions(
-        subscriptions,
-    ))
     .limit_depth(config.max_depth)
     .limit_complexity(config.max_complexity);
     if !config.introspection {
