@@ -418,3 +418,76 @@ async fn the_readme_query_runs_within_the_default_limits() {
         .unwrap()
         .ends_with('Z'));
 }
+
+#[tokio::test]
+async fn timeline_edges_read_the_same_whichever_way_the_selection_is_written() {
+    // Given a customer whose timeline holds a registration, an interaction with an agent, a
+    // case and the history of a customer merged into them (so every id field has a value
+    // somewhere)
+    let server = TestServer::start().await;
+    let ws = workspace();
+    let agent = server.token(ws, Role::Agent);
+    let supervisor = server.token(ws, Role::Supervisor);
+    let id = register(&server, &agent, "SAME-1").await;
+    let other = register(&server, &agent, "SAME-2").await;
+    let agent_id = uuid::Uuid::now_v7().to_string();
+    server
+        .ok(
+            &agent,
+            "mutation($i: RecordInteractionInput!) { recordInteraction(input: $i) { interaction { id } } }",
+            json!({ "i": { "customerId": other, "channel": "LIVE_CHAT", "direction": "INBOUND",
+                           "agentId": agent_id, "language": "en", "summary": "asked about a refund",
+                           "durationSeconds": 30 } }),
+        )
+        .await;
+    server
+        .ok(
+            &agent,
+            "mutation($i: OpenCaseInput!) { openCase(input: $i) { case { id } } }",
+            json!({ "i": { "customerId": id, "subject": "Refund not received",
+                           "category": "billing", "priority": "HIGH", "channel": "EMAIL" } }),
+        )
+        .await;
+    server
+        .ok(
+            &supervisor,
+            "mutation($i: MergeCustomersInput!) { mergeCustomers(input: $i) { customer { id } } }",
+            json!({ "i": { "sourceId": other, "intoId": id } }),
+        )
+        .await;
+    // When the page is asked for with plain fields (written in one pass), and again through
+    // fragments, an inline fragment and directives (resolved field by field)
+    let all = "position at kind channel actor summary caseId interactionId surveyId followUpId
+        agentId originCustomerId";
+    let plain = format!(
+        "query($id: ID!) {{ customer(id: $id) {{ timeline(first: 20) {{
+            edges {{ node {{ {all} when: at }} c: cursor }} }} }} }}"
+    );
+    let fragments = format!(
+        "query($id: ID!) {{ customer(id: $id) {{ timeline(first: 20) {{
+            edges {{ ...E c: cursor @include(if: true) }} }} }} }}
+         fragment E on TimelineEdge {{ node {{ ... on TimelineEntry {{ {all} }} when: at }} }}"
+    );
+    let fast = server.ok(&agent, &plain, json!({ "id": id })).await;
+    let slow = server.ok(&agent, &fragments, json!({ "id": id })).await;
+    // Then both answers are the same, key order included
+    assert_eq!(
+        serde_json::to_string(&fast).unwrap(),
+        serde_json::to_string(&slow).unwrap()
+    );
+    let edges = fast["customer"]["timeline"]["edges"].as_array().unwrap();
+    assert!(edges.len() >= 5, "{fast}");
+    for field in [
+        "caseId",
+        "interactionId",
+        "agentId",
+        "originCustomerId",
+        "channel",
+    ] {
+        assert!(
+            edges.iter().any(|e| !e["node"][field].is_null()),
+            "some entry has {field}: {fast}"
+        );
+    }
+    assert!(edges.iter().all(|e| e["node"]["position"].is_u64()));
+}

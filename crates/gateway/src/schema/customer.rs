@@ -15,6 +15,7 @@ use crate::auth::Permission;
 use crate::context::{page_size, projection_error, shared, store_error, workspace, Need, Shared};
 use crate::error::ApiError;
 use crate::schema::positions;
+use crate::schema::timeline_edges::TimelineEdges;
 use crate::schema::types::{parse_id, Channel, ContactKind, ContactPoint, EntryKind, PageInfo};
 use crate::time::DateTime;
 
@@ -198,7 +199,7 @@ pub struct TimelineEdge {
 /// A page of a customer's timeline.
 #[derive(SimpleObject)]
 pub struct TimelineConnection {
-    pub edges: Vec<TimelineEdge>,
+    pub edges: TimelineEdges,
     pub page_info: PageInfo,
     /// Entries in the whole timeline (before filters).
     pub total_count: u64,
@@ -275,14 +276,15 @@ pub fn timeline_page(
         reveal = reveal.knowing(customer, forgotten);
     }
     Ok(TimelineConnection {
-        edges: page
-            .entries
-            .into_iter()
-            .map(|e| TimelineEdge {
-                cursor: e.cursor.clone(),
-                node: TimelineEntryNode(reveal.entry(customer, e), None),
-            })
-            .collect(),
+        edges: TimelineEdges(
+            page.entries
+                .into_iter()
+                .map(|e| TimelineEdge {
+                    cursor: e.cursor.clone(),
+                    node: TimelineEntryNode(reveal.entry(customer, e), None),
+                })
+                .collect(),
+        ),
         page_info: PageInfo {
             has_next_page: page.has_next,
             has_previous_page: page.has_previous,
@@ -400,7 +402,7 @@ impl CustomerNode {
                 let mut page = timeline_page(&asof.tree, shared, ws, id, None, args)?;
                 if asof.erase {
                     // Forgotten since: the past is shown without its personal text.
-                    for edge in &mut page.edges {
+                    for edge in &mut page.edges.0 {
                         edge.node.0.summary = crate::schema::erasure::ERASED.to_owned();
                     }
                 }
@@ -409,8 +411,9 @@ impl CustomerNode {
         };
         // Every position the page shows (an edge's cursor holds its entry's position),
         // translated to workspace-local ones in one go.
-        let edges = page.edges.len();
-        let mut cursors: Vec<&mut String> = page.edges.iter_mut().map(|e| &mut e.cursor).collect();
+        let edges = page.edges.0.len();
+        let mut cursors: Vec<&mut String> =
+            page.edges.0.iter_mut().map(|e| &mut e.cursor).collect();
         cursors.extend(
             [
                 &mut page.page_info.start_cursor,
@@ -420,7 +423,7 @@ impl CustomerNode {
             .flatten(),
         );
         let locals = positions::cursors_to_local(shared, ws, &mut cursors).await?;
-        for (edge, &local) in page.edges.iter_mut().zip(&locals[..edges]) {
+        for (edge, &local) in page.edges.0.iter_mut().zip(&locals[..edges]) {
             edge.node.1 = Some(local);
         }
         Ok(page)

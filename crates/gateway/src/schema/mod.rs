@@ -11,6 +11,7 @@ pub mod mutations;
 pub mod positions;
 pub mod records;
 pub mod subscription;
+pub mod timeline_edges;
 pub mod types;
 
 use std::sync::Arc;
