@@ -54,7 +54,29 @@ pub fn format_rfc3339(millis: i64) -> String {
     let (h, rest) = (in_day / 3_600_000, in_day % 3_600_000);
     let (min, rest) = (rest / 60_000, rest % 60_000);
     let (s, ms) = (rest / 1000, rest % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z");
+    }
+    // Every timeline entry and event shows a time: written digit by digit, not through
+    // `format!` (which was ~5 % of the server's CPU on timeline pages).
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, value) in [
+        (0, 4, y),
+        (5, 2, m),
+        (8, 2, d),
+        (11, 2, h),
+        (14, 2, min),
+        (17, 2, s),
+        (20, 3, ms),
+    ] {
+        let mut value = value;
+        for place in (at..at + width).rev() {
+            // Each value is in 0..10^width, so every digit fits in a byte.
+            out[place] = b'0' + u8::try_from(value % 10).unwrap_or(0);
+            value /= 10;
+        }
+    }
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 fn digits(text: &str, range: std::ops::Range<usize>) -> Option<i64> {
@@ -189,6 +211,29 @@ mod tests {
         }
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn digits_written_by_hand_read_as_format_writes_them() {
+        let reference = |ms: i64| {
+            let days = ms.div_euclid(MS_PER_DAY);
+            let in_day = ms.rem_euclid(MS_PER_DAY);
+            let (y, m, d) = civil_from_days(days);
+            let (h, rest) = (in_day / 3_600_000, in_day % 3_600_000);
+            let (min, rest) = (rest / 60_000, rest % 60_000);
+            let (s, ms) = (rest / 1000, rest % 1000);
+            format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+        };
+        let mut ms: i64 = -62_167_219_200_000 - 86_400_000; // the day before year 0
+        let step = 7_777_777_777; // ~90 days and an odd time of day
+        while ms < 253_402_300_800_000 + 10 * 86_400_000 {
+            // into year 10000
+            assert_eq!(format_rfc3339(ms), reference(ms), "{ms}");
+            ms += step;
+        }
+        for ms in [0, 999, 86_399_999, 253_402_300_799_999, -1] {
+            assert_eq!(format_rfc3339(ms), reference(ms), "{ms}");
+        }
     }
 
     #[test]
