@@ -28,9 +28,10 @@ pub use crate::aggregates::survey::Command as SurveyCommand;
 /// `decide` never changes anything; it returns the events that record the command's effect
 /// (possibly none, for an idempotent repeat) or the reason it is refused. `evolve` applies one
 /// event and ignores events of other aggregates (and of other instances of this one).
-pub trait Aggregate {
+/// States are plain data, so a host may keep and share them between threads.
+pub trait Aggregate: 'static {
     /// The state; `Default` is "does not exist yet".
-    type State: Default + Clone + PartialEq + Debug;
+    type State: Default + Clone + PartialEq + Debug + Send + Sync + 'static;
     /// The commands this aggregate decides.
     type Command: Clone + Debug;
 

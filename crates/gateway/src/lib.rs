@@ -20,6 +20,7 @@ pub mod query_cache;
 pub mod schema;
 pub mod server;
 pub mod shredding;
+pub mod snapshots;
 pub mod subscription_limits;
 pub mod telemetry;
 pub mod time;

@@ -330,6 +330,10 @@ async fn forgetting_a_survivor_also_shreds_the_customers_merged_into_it() {
             json!({ "i": { "sourceId": duplicate, "intoId": survivor } }),
         )
         .await;
+    // (read once, so the gateway has folded the duplicate with its key)
+    let read = "query($id: ID!) { customer(id: $id) { displayName contactPoints { value } } }";
+    let before = server.ok(&admin, read, json!({ "id": duplicate })).await;
+    assert_eq!(before["customer"]["displayName"], "Kareem Nasser");
     // when the survivor is forgotten,
     server
         .ok(
@@ -338,6 +342,10 @@ async fn forgetting_a_survivor_also_shreds_the_customers_merged_into_it() {
             json!({ "i": { "customerId": survivor, "requestReference": "ERASE-2" } }),
         )
         .await;
+    // then the duplicate no longer reads in plaintext (its own stream did not move),
+    let after = server.ok(&admin, read, json!({ "id": duplicate })).await;
+    assert_eq!(after["customer"]["displayName"], "[erased]", "{after}");
+    assert!(!after.to_string().contains("kareem@"), "{after}");
     // then the merged identity's key is gone too and its events read erased.
     let vault = server.vault.as_ref().expect("sealed server");
     let ws_id = WorkspaceId::new(ws).expect("v7");
@@ -346,6 +354,39 @@ async fn forgetting_a_survivor_also_shreds_the_customers_merged_into_it() {
     let dup_events = events(&server, &auditor, &format!("customer-{duplicate}")).await;
     assert_eq!(dup_events[0]["payload"]["display_name"], "[erased]");
     assert_eq!(dup_events[0]["payload"]["customer_id"], duplicate.as_str());
+}
+
+#[tokio::test]
+async fn a_customer_whose_key_is_destroyed_without_an_event_here_reads_erased() {
+    // Given a customer read once through the gateway (folded with their key),
+    let server = TestServer::start_sealed(&MasterKey::generate().expect("key"), None).await;
+    let ws = workspace();
+    let admin = server.token(ws, Role::Admin);
+    let id = register_person(
+        &server,
+        &admin,
+        "K-1",
+        "Layla Saeed",
+        "layla@example.com",
+        "+966501112225",
+    )
+    .await;
+    let read = "query($id: ID!) { customer(id: $id) { displayName contactPoints { value } } }";
+    let before = server.ok(&admin, read, json!({ "id": id })).await;
+    assert_eq!(before["customer"]["displayName"], "Layla Saeed");
+    let again = server.ok(&admin, read, json!({ "id": id })).await;
+    assert_eq!(again, before);
+    // when their key is destroyed with no new event on their stream (as another node's
+    // forget reaches this one, or a restart finishes an interrupted forget),
+    let vault = server.vault.as_ref().expect("sealed server");
+    let customer = CustomerId::parse(&id).expect("id");
+    vault
+        .forget(WorkspaceId::new(ws).expect("v7"), customer)
+        .expect("forget");
+    // then the next read shows their personal data erased, not what was read before.
+    let after = server.ok(&admin, read, json!({ "id": id })).await;
+    assert_eq!(after["customer"]["displayName"], "[erased]", "{after}");
+    assert!(!after.to_string().contains("layla@"), "{after}");
 }
 
 #[tokio::test]

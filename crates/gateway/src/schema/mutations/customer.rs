@@ -332,6 +332,10 @@ impl CustomerMutation {
             .await
             .map_err(|e| ApiError::internal(e).extend())?
             .map_err(|e| ApiError::from(e).extend())?;
+            // No state kept from a load shows their personal data any more.
+            for (customer, _) in &forgot {
+                write.shared.bus.snapshots().forget(*customer);
+            }
             // Other nodes destroy their copies when they copy the event; the shared row
             // becomes a tombstone so no node ever fetches the key again.
             if let Some(keys) = write.shared.bus.key_share() {
