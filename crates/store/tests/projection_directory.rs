@@ -113,6 +113,12 @@ fn each_lookup_finds_the_customer() -> TestResult {
     assert_eq!(entry.reference, "C-1001");
     assert_eq!(entry.contact_points.len(), 4);
     assert!(!entry.forgotten);
+    assert_eq!(
+        h.read(|t| directory::is_forgotten(t, ws, amina))?,
+        Some(false)
+    );
+    let stranger = CustomerId::new(uuid::Uuid::now_v7()).expect("v7");
+    assert_eq!(h.read(|t| directory::is_forgotten(t, ws, stranger))?, None);
     Ok(())
 }
 
@@ -355,11 +361,13 @@ fn erasure_removes_every_key_and_plaintext() -> TestResult {
         .read(|t| directory::by_reference(t, ws, "ERASE-B"))?
         .is_empty());
     assert_eq!(search(&h, ws, "mansour")?, vec![c]);
+    assert_eq!(h.read(|t| directory::is_forgotten(t, ws, c))?, Some(false));
     assert!(search(&h, ws, "yusuf")?.is_empty());
     // The rows keep only the id and the flag
     for id in [a, b] {
         let row = h.read(|t| directory::get(t, ws, id))?.expect("row stays");
         assert!(row.forgotten);
+        assert_eq!(h.read(|t| directory::is_forgotten(t, ws, id))?, Some(true));
         assert_eq!(row.customer_id, id);
         assert!(row.display_name.is_empty() && row.reference.is_empty());
         assert!(row.contact_points.is_empty() && row.registered_at.is_none());

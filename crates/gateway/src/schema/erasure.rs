@@ -94,11 +94,13 @@ fn forgotten_in_read_models(shared: &Shared, ws: d::WorkspaceId, customer: d::Cu
     }
     shared
         .projections
-        .read("directory", |tree| directory::get(tree, ws, customer))
+        .read("directory", |tree| {
+            directory::is_forgotten(tree, ws, customer)
+        })
         .ok()
         .and_then(Result::ok)
         .flatten()
-        .is_some_and(|entry| entry.forgotten)
+        .unwrap_or(false)
 }
 
 /// Replaces the personal fields of a payload.

@@ -61,8 +61,8 @@ use super::{EventMeta, Projection};
 use crate::vault::Vault;
 
 pub use query::{
-    by_contact, by_email, by_messaging, by_phone, by_reference, by_social, get, list, search,
-    DirectoryEntry, DirectoryHit, DirectoryPage, PageQuery,
+    by_contact, by_email, by_messaging, by_phone, by_reference, by_social, get, is_forgotten, list,
+    search, DirectoryEntry, DirectoryHit, DirectoryPage, PageQuery,
 };
 pub use sealed::{
     by_contact_sealed, by_reference_sealed, search_sealed, SealedDirectoryProjection,

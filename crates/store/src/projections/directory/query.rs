@@ -141,6 +141,29 @@ pub fn get(
         .map(|row| DirectoryEntry::new(customer, row)))
 }
 
+/// Whether `customer` in workspace `ws` is forgotten (`None`: not in the directory). Reads
+/// only the row's variant, skipping the profile (every timeline page asks this).
+pub fn is_forgotten(
+    tree: &sled::Tree,
+    ws: WorkspaceId,
+    customer: CustomerId,
+) -> Result<Option<bool>, ProjectionError> {
+    /// [`StoredRow`] with the profile skipped, not decoded.
+    #[derive(serde::Deserialize)]
+    enum RowKind {
+        Known(serde::de::IgnoredAny),
+        Forgotten,
+    }
+    let Some(bytes) = tree
+        .get(row_key(ws.as_uuid(), customer.as_uuid()))
+        .map_err(|e| ProjectionError::sled("read directory row", e))?
+    else {
+        return Ok(None);
+    };
+    let kind: RowKind = rows::decode(&bytes, "directory row")?;
+    Ok(Some(matches!(kind, RowKind::Forgotten)))
+}
+
 /// Follows merges from `customer` to the customer now answering for them, with its row.
 fn survivor(
     tree: &sled::Tree,
