@@ -102,8 +102,12 @@ fn outcome(status: u16, body: Value) -> Result<Value, Failure> {
             .unwrap_or_else(|| format!("HTTP_{status}"));
         return Err(Failure(code));
     }
-    match body.get("data") {
-        Some(data) if !data.is_null() => Ok(data.clone()),
+    // Moved out, not cloned: a page's data is most of the answer.
+    match body {
+        Value::Object(mut fields) => match fields.remove("data") {
+            Some(data) if !data.is_null() => Ok(data),
+            _ => Err(Failure(format!("HTTP_{status}"))),
+        },
         _ => Err(Failure(format!("HTTP_{status}"))),
     }
 }
