@@ -53,6 +53,17 @@ async fn register_person(
         .to_owned()
 }
 
+/// A sealing server, an admin of a fresh workspace, and one person that admin registered
+/// (reference, name, email, phone): `(server, workspace, admin token, customer id)`.
+async fn sealed_with_person(person: [&str; 4]) -> (TestServer, uuid::Uuid, String, String) {
+    let server = TestServer::start_sealed(&MasterKey::generate().expect("key"), None).await;
+    let ws = workspace();
+    let admin = server.token(ws, Role::Admin);
+    let [reference, name, email, phone] = person;
+    let id = register_person(&server, &admin, reference, name, email, phone).await;
+    (server, ws, admin, id)
+}
+
 async fn events(server: &TestServer, auditor: &str, stream: &str) -> Vec<Value> {
     server.ok(auditor, EVENTS, json!({ "s": stream })).await["events"]["events"]
         .as_array()
@@ -359,18 +370,8 @@ async fn forgetting_a_survivor_also_shreds_the_customers_merged_into_it() {
 #[tokio::test]
 async fn a_customer_whose_key_is_destroyed_without_an_event_here_reads_erased() {
     // Given a customer read once through the gateway (folded with their key),
-    let server = TestServer::start_sealed(&MasterKey::generate().expect("key"), None).await;
-    let ws = workspace();
-    let admin = server.token(ws, Role::Admin);
-    let id = register_person(
-        &server,
-        &admin,
-        "K-1",
-        "Layla Saeed",
-        "layla@example.com",
-        "+966501112225",
-    )
-    .await;
+    let (server, ws, admin, id) =
+        sealed_with_person(["K-1", "Layla Saeed", "layla@example.com", "+966501112225"]).await;
     let read = "query($id: ID!) { customer(id: $id) { displayName contactPoints { value } } }";
     let before = server.ok(&admin, read, json!({ "id": id })).await;
     assert_eq!(before["customer"]["displayName"], "Layla Saeed");
@@ -393,19 +394,9 @@ async fn a_customer_whose_key_is_destroyed_without_an_event_here_reads_erased() 
 async fn a_forget_interrupted_before_the_key_was_destroyed_is_finished_at_startup() {
     // Given a customer whose `CustomerForgotten` event was written but whose key survived
     // (the process stopped between the two steps),
-    let server = TestServer::start_sealed(&MasterKey::generate().expect("key"), None).await;
-    let ws = workspace();
-    let admin = server.token(ws, Role::Admin);
+    let (server, ws, _, id) =
+        sealed_with_person(["R-1", "Layla Omar", "layla@example.com", "+966509998887"]).await;
     let auditor = server.token(ws, Role::Auditor);
-    let id = register_person(
-        &server,
-        &admin,
-        "R-1",
-        "Layla Omar",
-        "layla@example.com",
-        "+966509998887",
-    )
-    .await;
     let vault = server.vault.clone().expect("sealed server");
     let bus = CommandBus::with_vault(server.store.clone(), Some(vault.clone())).expect("bus");
     let customer = CustomerId::parse(&id).expect("id");
@@ -464,18 +455,8 @@ async fn without_a_vault_nothing_is_sealed() {
 #[tokio::test]
 async fn read_models_keep_personal_text_sealed_and_the_gateway_opens_it_when_serving() {
     // Given a sealing gateway with a customer and an escalated case,
-    let server = TestServer::start_sealed(&MasterKey::generate().expect("key"), None).await;
-    let ws = workspace();
-    let admin = server.token(ws, Role::Admin);
-    let id = register_person(
-        &server,
-        &admin,
-        "D-1",
-        "Huda Karam",
-        "huda@example.com",
-        "+966503334445",
-    )
-    .await;
+    let (server, _, admin, id) =
+        sealed_with_person(["D-1", "Huda Karam", "huda@example.com", "+966503334445"]).await;
     let case = server
         .ok(
             &admin,
