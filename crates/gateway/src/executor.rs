@@ -35,11 +35,6 @@ impl ServedSchema {
         }
     }
 
-    /// The schema itself (its SDL, its registry).
-    pub fn schema(&self) -> &SijilSchema {
-        &self.schema
-    }
-
     /// Executes a query or mutation; every error in the answer has a code.
     pub async fn execute(&self, request: Request) -> Response {
         let mut response = self.schema.execute(request).await;
