@@ -120,11 +120,12 @@ pub struct DirectoryPage {
     pub end_cursor: Option<String>,
 }
 
-pub(super) fn read_row(
+/// The stored row of `customer` in `ws`, decoded as `T` (a [`StoredRow`], or less of it).
+pub(super) fn read_row<T: serde::de::DeserializeOwned>(
     tree: &sled::Tree,
     ws: Uuid,
     customer: Uuid,
-) -> Result<Option<StoredRow>, ProjectionError> {
+) -> Result<Option<T>, ProjectionError> {
     tree.get(row_key(ws, customer))
         .map_err(|e| ProjectionError::sled("read directory row", e))?
         .map(|bytes| rows::decode(&bytes, "directory row"))
@@ -154,14 +155,8 @@ pub fn is_forgotten(
         Known(serde::de::IgnoredAny),
         Forgotten,
     }
-    let Some(bytes) = tree
-        .get(row_key(ws.as_uuid(), customer.as_uuid()))
-        .map_err(|e| ProjectionError::sled("read directory row", e))?
-    else {
-        return Ok(None);
-    };
-    let kind: RowKind = rows::decode(&bytes, "directory row")?;
-    Ok(Some(matches!(kind, RowKind::Forgotten)))
+    Ok(read_row(tree, ws.as_uuid(), customer.as_uuid())?
+        .map(|kind: RowKind| matches!(kind, RowKind::Forgotten)))
 }
 
 /// Follows merges from `customer` to the customer now answering for them, with its row.
