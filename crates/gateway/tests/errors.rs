@@ -475,6 +475,13 @@ async fn a_request_over_the_time_limit_is_stopped() {
         result.unwrap();
     }
     let head = server.head();
+    // (the workspace log index the rebuild reads is a projection: let it reach the head, or
+    // the rebuild would read only the events it had indexed so far)
+    server
+        .projections
+        .wait_for(head, Duration::from_secs(30))
+        .await
+        .unwrap();
     // When an as-of rebuild (which waits on the blocking pool) runs past the deadline
     let (status, body) = server
         .post(
