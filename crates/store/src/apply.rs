@@ -1,20 +1,42 @@
-//! Owns applying one append to the trees as a single sled transaction:
-//! the idempotency check, the expected-version check, building hashed
-//! envelopes, and updating `log`, `streams`, `heads`, `event_ids` and `meta`
-//! together (all or nothing).
+//! Owns applying one group of appends to the trees: the idempotency check,
+//! the expected-version check, building hashed envelopes, and updating `log`,
+//! `streams`, `heads`, `event_ids` and `meta` so that a crash keeps the whole
+//! group or none of it.
+//!
+//! Decide first, write after. Every check reads the committed trees plus what
+//! the group's earlier appends staged in memory, so a refused append, a
+//! corrupt read or a storage error while deciding writes nothing. Then, from
+//! this one thread and under the write gate, plain sled inserts: the group's
+//! log entries in position order, then its `streams` and `event_ids` entries,
+//! and last one small transaction that moves the stream heads and `meta`'s
+//! log end together. That transaction is the commit point.
+//!
+//! A five-tree sled transaction per group did the same in one step, but it
+//! buffered every write, tracked every read and was most of the writer's
+//! time (BENCHMARKS.md, "Appends at 64 writers").
+//!
+//! After a crash: sled recovers a prefix of what one thread wrote (its own
+//! crash tests check exactly that), so every `streams` or `event_ids` entry of
+//! a group that did not reach its commit point has its log entry, past
+//! `meta`'s log end. [`remove_uncommitted`] finds those log entries when the
+//! store opens and removes them with their index entries. Until the flush
+//! that follows the commit nothing of a group is read: reads stop at the
+//! durable position.
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use uuid::Uuid;
 
 use crate::codec;
 use crate::error::StoreError;
-use crate::event::{AppendResult, ExpectedVersion, NewEvent};
+use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
 use crate::layout::{
     decode_last_position, decode_u64, position_key, stream_key, Head, META_LAST_POSITION,
 };
 use crate::trees::Trees;
-
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,99 +63,140 @@ pub struct Append<'a> {
 /// (conflict, idempotency mismatch) without writing anything.
 pub type Outcome = Result<Applied, StoreError>;
 
-/// Applies a group of validated appends in ONE sled transaction (all the
-/// written ones or none of them survive a crash), in order: each append sees
-/// the ones before it, and a refused append (conflict, idempotency mismatch)
-/// writes nothing without affecting the others. The outer error is a storage
-/// failure or corruption, which fails the whole group.
+/// Why a whole group failed.
+#[derive(Debug)]
+pub enum GroupFailure {
+    /// Deciding failed (a storage read, corruption): nothing was written.
+    Unwritten(StoreError),
+    /// Writing failed part way: some of the group may be in the trees, not
+    /// committed. Nothing more may be appended until the store is opened
+    /// again, which removes it ([`remove_uncommitted`]).
+    PartlyWritten(StoreError),
+}
+
+/// Applies a group of validated appends, in order: each append sees the ones
+/// before it, and a refused append (conflict, idempotency mismatch) writes
+/// nothing without affecting the others. All the written appends of the
+/// group reach their commit point together, or (after a crash) none does.
 pub fn apply_group(
     trees: &Trees,
     appends: &[Append<'_>],
     recorded_at: i64,
-) -> Result<Vec<Outcome>, StoreError> {
-    let result = (
-        &trees.log,
-        &trees.streams,
-        &trees.heads,
-        &trees.event_ids,
-        &trees.meta,
-    )
-        .transaction(|(log, streams, heads, event_ids, meta)| {
-            let tx = Tx {
-                log,
-                streams,
-                heads,
-                event_ids,
-                meta,
-            };
-            // The log's end is read (and checked) once per group; each written
-            // append moves it on, and `meta` records the group's end once.
-            let start = tx.last_position()?;
-            let mut last_position = start;
-            let mut outcomes = Vec::with_capacity(appends.len());
-            for append in appends {
-                outcomes.push(tx.append(append, recorded_at, &mut last_position)?);
-            }
-            if last_position != start {
-                tx.meta
-                    .insert(META_LAST_POSITION, &last_position.to_be_bytes())?;
-            }
-            Ok(outcomes)
-        });
-    result.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::sled("append", e),
-    })
+) -> Result<Vec<Outcome>, GroupFailure> {
+    let staged = Staged::decide(trees, appends, recorded_at).map_err(GroupFailure::Unwritten)?;
+    let outcomes = staged.write(trees).map_err(GroupFailure::PartlyWritten)?;
+    Ok(outcomes)
 }
 
-/// The trees of the store inside one transaction.
-struct Tx<'t> {
-    log: &'t TransactionalTree,
-    streams: &'t TransactionalTree,
-    heads: &'t TransactionalTree,
-    event_ids: &'t TransactionalTree,
-    meta: &'t TransactionalTree,
-}
-
-impl Tx<'_> {
-    /// The log's last position as `meta` records it, checked against the
-    /// log: the next position must be free.
-    fn last_position(&self) -> TxResult<u64> {
-        let last_position =
-            decode_last_position(self.meta.get(META_LAST_POSITION)?.as_deref()).map_err(abort)?;
-        let next = last_position + 1;
-        if self.log.get(position_key(next))?.is_some() {
-            return Err(abort(StoreError::corrupt(
-                next,
-                format!("meta says the log ends at {last_position}, but position {next} is taken"),
-            )));
+/// Removes what a group wrote without reaching its commit point (log
+/// entries past `meta`'s log end, and the `streams` and `event_ids` entries
+/// naming them), so the store opens exactly at its last committed group.
+/// Returns how many log entries were removed. Runs when the store opens.
+pub(crate) fn remove_uncommitted(trees: &Trees) -> Result<u64, StoreError> {
+    let sled_err = |e| StoreError::sled("remove an uncommitted append", e);
+    let committed = decode_last_position(
+        trees
+            .meta
+            .get(META_LAST_POSITION)
+            .map_err(sled_err)?
+            .as_deref(),
+    )?;
+    let mut removed = 0u64;
+    for item in trees.log.range(position_key(committed + 1)..) {
+        let (key, bytes) = item.map_err(sled_err)?;
+        let position = decode_u64(&key)
+            .ok_or_else(|| StoreError::corrupt(committed, "a log key is not 8 bytes"))?;
+        let event = codec::decode(position, &bytes)?;
+        let at = position.to_be_bytes();
+        for (index, key) in [
+            (&trees.streams, stream_key(&event.stream_id, event.version)),
+            (&trees.event_ids, event.event_id.as_bytes().to_vec()),
+        ] {
+            // Only an entry naming this position is the group's own.
+            let _ = index
+                .compare_and_swap(&key, Some(&at[..]), None as Option<&[u8]>)
+                .map_err(sled_err)?;
         }
-        Ok(last_position)
+        trees.log.remove(key).map_err(sled_err)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// A group decided and not yet written.
+struct Staged<'a> {
+    /// The log's end before the group.
+    start: u64,
+    outcomes: Vec<Outcome>,
+    /// The written events, at positions `start + 1 ..`, with their envelopes.
+    events: Vec<(RecordedEvent, Vec<u8>)>,
+    /// The new head of every stream the group writes.
+    heads: HashMap<&'a str, Head>,
+    /// Where the group puts each event id it writes.
+    ids: HashMap<Uuid, u64>,
+}
+
+impl<'a> Staged<'a> {
+    fn decide(
+        trees: &Trees,
+        appends: &[Append<'a>],
+        recorded_at: i64,
+    ) -> Result<Staged<'a>, StoreError> {
+        let start = decode_last_position(
+            trees
+                .meta
+                .get(META_LAST_POSITION)
+                .map_err(|e| StoreError::sled("read meta", e))?
+                .as_deref(),
+        )?;
+        let next = start + 1;
+        if trees
+            .log
+            .contains_key(position_key(next))
+            .map_err(|e| StoreError::sled("read log", e))?
+        {
+            return Err(StoreError::corrupt(
+                next,
+                format!("meta says the log ends at {start}, but position {next} is taken"),
+            ));
+        }
+        let mut staged = Staged {
+            start,
+            outcomes: Vec::with_capacity(appends.len()),
+            events: Vec::new(),
+            heads: HashMap::new(),
+            ids: HashMap::new(),
+        };
+        for append in appends {
+            let outcome = staged.append(trees, append, recorded_at)?;
+            staged.outcomes.push(outcome);
+        }
+        Ok(staged)
     }
 
-    /// One append inside the group transaction, after the log's end
-    /// `last_position` (which it advances if it writes). `Ok(Err(_))` is a
-    /// refusal that wrote nothing; `Err(_)` aborts the whole transaction.
+    fn last_position(&self) -> u64 {
+        self.start + self.events.len() as u64
+    }
+
+    /// One append after the ones staged so far. `Ok(Err(_))` is a refusal
+    /// that stages nothing; `Err(_)` fails the whole group.
     fn append(
-        &self,
-        append: &Append<'_>,
+        &mut self,
+        trees: &Trees,
+        append: &Append<'a>,
         recorded_at: i64,
-        last_position: &mut u64,
-    ) -> TxResult<Outcome> {
+    ) -> Result<Outcome, StoreError> {
         let Append {
             stream,
             expected,
             events,
         } = *append;
-        match find_duplicate(self.log, self.event_ids, stream, events)? {
+        match self.find_duplicate(trees, stream, events)? {
             Ok(Some(original)) => return Ok(Ok(Applied::Duplicate(original))),
             Ok(None) => {}
             Err(refused) => return Ok(Err(refused)),
         }
-        let head = match self.heads.get(stream.as_bytes())? {
-            Some(bytes) => Some(Head::decode(stream, &bytes).map_err(abort)?),
-            None => None,
-        };
+        let head = self.head(trees, stream)?;
         let actual = head.map(|h| h.version);
         if !expected.matches(actual) {
             return Ok(Err(StoreError::Conflict {
@@ -142,100 +205,381 @@ impl Tx<'_> {
                 actual,
             }));
         }
-        let first_position = *last_position + 1;
-        let mut prev_hash = head.map(|h| h.hash).unwrap_or([0; 32]);
+        let first_position = self.last_position() + 1;
+        let mut prev_hash = head.map_or([0; 32], |h| h.hash);
         let mut version = actual.unwrap_or(0);
-        let mut position = *last_position;
+        let mut position = self.last_position();
+        let mut staged = Vec::with_capacity(events.len());
         for new in events {
             position += 1;
             version += 1;
             let event = new.record(stream, position, version, recorded_at, prev_hash);
             prev_hash = event.hash;
-            let envelope = codec::encode(&event).map_err(abort)?;
-            let position_bytes = position.to_be_bytes();
-            self.log.insert(&position_key(position), envelope)?;
-            self.streams
-                .insert(stream_key(stream, version), &position_bytes)?;
-            self.event_ids
-                .insert(new.event_id.as_bytes(), &position_bytes)?;
+            let envelope = codec::encode(&event)?;
+            staged.push((event, envelope));
         }
-        let new_head = Head {
-            version,
-            hash: prev_hash,
-            position,
-        };
-        self.heads
-            .insert(stream.as_bytes(), &new_head.encode()[..])?;
-        *last_position = position;
+        for (event, _) in &staged {
+            self.ids.insert(event.event_id, event.position);
+        }
+        self.events.extend(staged);
+        self.heads.insert(
+            stream,
+            Head {
+                version,
+                hash: prev_hash,
+                position,
+            },
+        );
         Ok(Ok(Applied::Written(AppendResult {
             first_position,
             last_position: position,
             next_version: version + 1,
         })))
     }
-}
 
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
-}
+    /// `stream`'s head, as staged by this group or as committed.
+    fn head(&self, trees: &Trees, stream: &str) -> Result<Option<Head>, StoreError> {
+        if let Some(head) = self.heads.get(stream) {
+            return Ok(Some(*head));
+        }
+        match trees
+            .heads
+            .get(stream.as_bytes())
+            .map_err(|e| StoreError::sled("read heads", e))?
+        {
+            Some(bytes) => Ok(Some(Head::decode(stream, &bytes)?)),
+            None => Ok(None),
+        }
+    }
 
-/// Returns the original result if every event of the batch is already
-/// stored, identically and contiguously in `stream`; `None` if none is
-/// stored; a refusal ([`StoreError::IdempotencyMismatch`]) otherwise.
-fn find_duplicate(
-    log: &TransactionalTree,
-    event_ids: &TransactionalTree,
-    stream: &str,
-    events: &[NewEvent],
-) -> TxResult<Result<Option<AppendResult>, StoreError>> {
-    let mut found = Vec::new();
-    for (index, new) in events.iter().enumerate() {
-        if let Some(bytes) = event_ids.get(new.event_id.as_bytes())? {
-            let position = decode_u64(&bytes).ok_or_else(|| {
-                abort(StoreError::corrupt(
-                    0,
-                    format!("event_ids entry of {} is not 8 bytes", new.event_id),
-                ))
+    /// Where event `id` is, as staged by this group or as committed.
+    fn position_of(&self, trees: &Trees, id: &Uuid) -> Result<Option<u64>, StoreError> {
+        if let Some(position) = self.ids.get(id) {
+            return Ok(Some(*position));
+        }
+        match trees
+            .event_ids
+            .get(id.as_bytes())
+            .map_err(|e| StoreError::sled("read event ids", e))?
+        {
+            Some(bytes) => decode_u64(&bytes).map(Some).ok_or_else(|| {
+                StoreError::corrupt(0, format!("event_ids entry of {id} is not 8 bytes"))
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// The event at `position`, staged by this group or committed.
+    fn stored(
+        &self,
+        trees: &Trees,
+        position: u64,
+        id: &Uuid,
+    ) -> Result<Cow<'_, RecordedEvent>, StoreError> {
+        if let Some(index) = position.checked_sub(self.start + 1) {
+            let index = usize::try_from(index).unwrap_or(usize::MAX);
+            return match self.events.get(index) {
+                Some((event, _)) => Ok(Cow::Borrowed(event)),
+                None => Err(StoreError::corrupt(
+                    position,
+                    format!("event_ids points {id} past the log's end"),
+                )),
+            };
+        }
+        let bytes = trees
+            .log
+            .get(position_key(position))
+            .map_err(|e| StoreError::sled("read log", e))?
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    position,
+                    format!("event_ids points {id} at a missing log entry"),
+                )
             })?;
-            found.push((index, position));
+        Ok(Cow::Owned(codec::decode(position, &bytes)?))
+    }
+
+    /// Returns the original result if every event of the batch is already
+    /// stored, identically and contiguously in `stream`; `None` if none is
+    /// stored; a refusal ([`StoreError::IdempotencyMismatch`]) otherwise.
+    fn find_duplicate(
+        &self,
+        trees: &Trees,
+        stream: &str,
+        events: &[NewEvent],
+    ) -> Result<Result<Option<AppendResult>, StoreError>, StoreError> {
+        let mut found = Vec::new();
+        for (index, new) in events.iter().enumerate() {
+            if let Some(position) = self.position_of(trees, &new.event_id)? {
+                found.push((index, position));
+            }
+        }
+        let Some(&(first_index, _)) = found.first() else {
+            return Ok(Ok(None));
+        };
+        let mismatch = |index: usize| StoreError::IdempotencyMismatch {
+            event_id: events[index].event_id,
+        };
+        if found.len() != events.len() {
+            // Some events are stored and some are not: report the first one
+            // that is stored, since that is the id being reused.
+            return Ok(Err(mismatch(first_index)));
+        }
+        let mut stored = Vec::with_capacity(found.len());
+        for &(index, position) in &found {
+            stored.push(self.stored(trees, position, &events[index].event_id)?);
+        }
+        let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
+            return Ok(Ok(None));
+        };
+        for (index, (new, event)) in events.iter().zip(&stored).enumerate() {
+            let in_place = event.version == first.version + index as u64;
+            if !in_place || event.stream_id != stream || !new.is_stored_as(event) {
+                return Ok(Err(mismatch(index)));
+            }
+        }
+        Ok(Ok(Some(AppendResult {
+            first_position: first.position,
+            last_position: last.position,
+            next_version: last.version + 1,
+        })))
+    }
+
+    /// Writes what was decided (see the module doc for the order) and
+    /// returns the outcomes.
+    fn write(self, trees: &Trees) -> Result<Vec<Outcome>, StoreError> {
+        if !self.events.is_empty() {
+            self.put_entries(trees)?;
+            self.commit(trees)?;
+        }
+        Ok(self.outcomes)
+    }
+
+    /// The log entries in position order, then the `streams` and
+    /// `event_ids` entries naming them: none of it committed yet.
+    fn put_entries(&self, trees: &Trees) -> Result<(), StoreError> {
+        let sled_err = |e| StoreError::sled("append", e);
+        for (event, envelope) in &self.events {
+            trees
+                .log
+                .insert(position_key(event.position), envelope.as_slice())
+                .map_err(sled_err)?;
+        }
+        for (event, _) in &self.events {
+            trees
+                .streams
+                .insert(
+                    stream_key(&event.stream_id, event.version),
+                    &event.position.to_be_bytes(),
+                )
+                .map_err(sled_err)?;
+        }
+        for (event, _) in &self.events {
+            trees
+                .event_ids
+                .insert(event.event_id.as_bytes(), &event.position.to_be_bytes())
+                .map_err(sled_err)?;
+        }
+        Ok(())
+    }
+
+    /// The commit point: the stream heads and `meta`'s log end move together.
+    fn commit(&self, trees: &Trees) -> Result<(), StoreError> {
+        let last = self.last_position();
+        (&trees.heads, &trees.meta)
+            .transaction(|(heads, meta)| {
+                for (stream, head) in &self.heads {
+                    heads.insert(stream.as_bytes(), &head.encode()[..])?;
+                }
+                meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::sled("append", e),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trees() -> Trees {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        Trees::open(&db).unwrap()
+    }
+
+    fn event() -> NewEvent {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            workspace_id: Uuid::nil(),
+            event_type: "Noted".into(),
+            schema_version: 1,
+            occurred_at: 1,
+            actor: "test".into(),
+            on_behalf_of: None,
+            correlation_id: None,
+            causation_id: None,
+            payload: vec![0x80],
         }
     }
-    let Some(&(first_index, _)) = found.first() else {
-        return Ok(Ok(None));
-    };
-    let mismatch = |index: usize| StoreError::IdempotencyMismatch {
-        event_id: events[index].event_id,
-    };
-    if found.len() != events.len() {
-        // Some events are stored and some are not: report the first one that
-        // is stored, since that is the id being reused.
-        return Ok(Err(mismatch(first_index)));
-    }
-    let mut stored = Vec::with_capacity(found.len());
-    for &(index, position) in &found {
-        let bytes = log.get(position_key(position))?.ok_or_else(|| {
-            abort(StoreError::corrupt(
-                position,
-                format!(
-                    "event_ids points {} at a missing log entry",
-                    events[index].event_id
-                ),
-            ))
-        })?;
-        stored.push(codec::decode(position, &bytes).map_err(abort)?);
-    }
-    let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
-        return Ok(Ok(None));
-    };
-    for (index, (new, event)) in events.iter().zip(&stored).enumerate() {
-        let in_place = event.version == first.version + index as u64;
-        if !in_place || event.stream_id != stream || !new.is_stored_as(event) {
-            return Ok(Err(mismatch(index)));
+
+    fn written(outcome: &Outcome) -> AppendResult {
+        match outcome {
+            Ok(Applied::Written(result)) => *result,
+            other => panic!("expected a write, got {other:?}"),
         }
     }
-    Ok(Ok(Some(AppendResult {
-        first_position: first.position,
-        last_position: last.position,
-        next_version: last.version + 1,
-    })))
+
+    fn position_of(tree: &sled::Tree, key: &[u8]) -> Option<u64> {
+        tree.get(key).unwrap().and_then(|v| decode_u64(&v))
+    }
+
+    #[test]
+    fn an_append_sees_what_earlier_appends_of_its_group_staged() {
+        // Given an empty store
+        let trees = trees();
+        let first = vec![event(), event()];
+        let other = vec![event()];
+        let elsewhere = vec![event()];
+        // When one group appends to `a`, repeats that append, appends to `a` expecting
+        // the version the first append left, and conflicts on `b`
+        let outcomes = apply_group(
+            &trees,
+            &[
+                Append {
+                    stream: "a",
+                    expected: ExpectedVersion::NoStream,
+                    events: &first,
+                },
+                Append {
+                    stream: "a",
+                    expected: ExpectedVersion::NoStream,
+                    events: &first,
+                },
+                Append {
+                    stream: "a",
+                    expected: ExpectedVersion::Exact(2),
+                    events: &other,
+                },
+                Append {
+                    stream: "b",
+                    expected: ExpectedVersion::Exact(1),
+                    events: &elsewhere,
+                },
+            ],
+            7,
+        )
+        .unwrap();
+        // Then the repeat is the first append's result, the third follows it, and the
+        // conflict wrote nothing
+        let one = written(&outcomes[0]);
+        assert_eq!((one.first_position, one.last_position), (1, 2));
+        assert_eq!(outcomes[1], Ok(Applied::Duplicate(one)));
+        assert_eq!(written(&outcomes[2]).last_position, 3);
+        assert!(matches!(
+            outcomes[3],
+            Err(StoreError::Conflict { actual: None, .. })
+        ));
+        assert_eq!(
+            decode_last_position(trees.meta.get(META_LAST_POSITION).unwrap().as_deref()).unwrap(),
+            3
+        );
+        let head = Head::decode("a", &trees.heads.get("a").unwrap().unwrap()).unwrap();
+        assert_eq!((head.version, head.position), (3, 3));
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 3)), Some(3));
+        assert_eq!(
+            position_of(&trees.event_ids, other[0].event_id.as_bytes()),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn a_group_written_without_its_commit_is_removed_and_its_appends_can_be_made_again() {
+        // Given a committed group: `a` at versions 1-2 (positions 1-2)
+        let trees = trees();
+        let committed = vec![event(), event()];
+        let append = |stream, expected, events| Append {
+            stream,
+            expected,
+            events,
+        };
+        apply_group(
+            &trees,
+            &[append("a", ExpectedVersion::NoStream, &committed)],
+            7,
+        )
+        .unwrap();
+        // and a group (a at version 3, c at version 1) whose entries were written but
+        // whose commit never happened (a crash between the two)
+        let more = vec![event()];
+        let fresh = vec![event()];
+        let group = [
+            append("a", ExpectedVersion::Exact(2), &more),
+            append("c", ExpectedVersion::NoStream, &fresh),
+        ];
+        let staged = Staged::decide(&trees, &group, 7).unwrap();
+        staged.put_entries(&trees).unwrap();
+        assert_eq!(trees.log.len(), 4);
+        // When the store opens
+        let removed = remove_uncommitted(&trees).unwrap();
+        // Then the uncommitted entries are gone and the committed ones stand
+        assert_eq!(removed, 2);
+        assert_eq!(trees.log.len(), 2);
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 3)), None);
+        assert_eq!(position_of(&trees.streams, &stream_key("c", 1)), None);
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 2)), Some(2));
+        assert_eq!(
+            position_of(&trees.event_ids, more[0].event_id.as_bytes()),
+            None
+        );
+        assert_eq!(
+            position_of(&trees.event_ids, fresh[0].event_id.as_bytes()),
+            None
+        );
+        assert_eq!(
+            position_of(&trees.event_ids, committed[1].event_id.as_bytes()),
+            Some(2)
+        );
+        assert!(trees.heads.get("c").unwrap().is_none());
+        // and the same appends are written anew (not taken for repeats), at the same
+        // positions
+        let outcomes = apply_group(&trees, &group, 7).unwrap();
+        assert_eq!(written(&outcomes[0]).first_position, 3);
+        assert_eq!(written(&outcomes[1]).first_position, 4);
+        // and opening again removes nothing
+        assert_eq!(remove_uncommitted(&trees).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_log_entry_past_the_end_that_does_not_decode_stops_the_opening() {
+        // Given a committed event at position 1, and at position 2 an envelope that
+        // claims another position
+        let trees = trees();
+        let one = vec![event()];
+        apply_group(
+            &trees,
+            &[Append {
+                stream: "a",
+                expected: ExpectedVersion::NoStream,
+                events: &one,
+            }],
+            7,
+        )
+        .unwrap();
+        let envelope = trees.log.get(position_key(1)).unwrap().unwrap();
+        trees.log.insert(position_key(2), envelope).unwrap();
+        // When the store opens, it refuses with a typed error and removes nothing
+        assert!(matches!(
+            remove_uncommitted(&trees),
+            Err(StoreError::Corrupt { position: 2, .. })
+        ));
+        assert_eq!(trees.log.len(), 2);
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 1)), Some(1));
+        assert_eq!(
+            position_of(&trees.event_ids, one[0].event_id.as_bytes()),
+            Some(1)
+        );
+    }
 }

@@ -68,6 +68,13 @@ impl Store {
                 "removed the unacknowledged tail of an interrupted bulk append"
             );
         }
+        let uncommitted = crate::apply::remove_uncommitted(&trees)?;
+        if uncommitted > 0 {
+            tracing::warn!(
+                removed = uncommitted,
+                "removed the uncommitted tail of an interrupted append"
+            );
+        }
         db.flush()
             .map_err(|e| StoreError::sled("flush after open", e))?;
         let durable = Arc::new(Durable::new(read::last_log_position(&trees)?));
