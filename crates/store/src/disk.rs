@@ -57,6 +57,17 @@ impl DiskSync {
         Ok(DiskSync { db, file })
     }
 
+    /// A `DiskSync` whose `fdatasync` always fails (it syncs `/dev/full`, which
+    /// cannot be synced), for tests of what a failed flush does.
+    #[cfg(test)]
+    pub(crate) fn failing(db: sled::Db) -> DiskSync {
+        let file = File::open("/dev/full").expect("open /dev/full");
+        DiskSync {
+            db,
+            file: Some(file),
+        }
+    }
+
     /// Makes everything written so far durable.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(|e| StoreError::sled("flush", e))?;

@@ -318,3 +318,82 @@ fn now_millis() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn event() -> NewEvent {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            workspace_id: Uuid::nil(),
+            event_type: "Noted".into(),
+            schema_version: 1,
+            occurred_at: 1,
+            actor: "test".into(),
+            on_behalf_of: None,
+            correlation_id: None,
+            causation_id: None,
+            payload: vec![0x80],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_failed_flush_nothing_is_acknowledged_and_the_durable_position_stays() {
+        // Given a writer whose flushes fail
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let trees = Trees::open(&db).unwrap();
+        let durable = Arc::new(Durable::new(0));
+        let writer = Arc::new(
+            WriterHandle::spawn(
+                Arc::new(DiskSync::failing(db.clone())),
+                trees,
+                Arc::clone(&durable),
+                64,
+                64,
+            )
+            .unwrap(),
+        );
+        // When appends arrive, alone and then many at once
+        let first = writer
+            .submit("s-1".into(), ExpectedVersion::NoStream, vec![event()])
+            .await;
+        let many = sixteen_at_once(&writer).await;
+        // Then none is acknowledged: the first gets the flush error, the rest are refused
+        // until the store is opened again, and nothing became durable
+        assert!(
+            matches!(
+                &first,
+                Err(StoreError::Io {
+                    operation: "flush",
+                    ..
+                })
+            ),
+            "{first:?}"
+        );
+        for outcome in many {
+            match outcome {
+                Err(StoreError::Io { detail, .. }) => {
+                    assert!(detail.contains("reopen the store"), "{detail}")
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        assert_eq!(durable.get(), 0);
+    }
+
+    /// Sixteen appends to distinct streams, sent at once.
+    async fn sixteen_at_once(writer: &Arc<WriterHandle>) -> Vec<Result<AppendResult, StoreError>> {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let writer = Arc::clone(writer);
+            set.spawn(async move {
+                writer
+                    .submit(format!("t-{i}"), ExpectedVersion::NoStream, vec![event()])
+                    .await
+            });
+        }
+        set.join_all().await
+    }
+}
