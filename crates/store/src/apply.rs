@@ -9,7 +9,8 @@
 //! this one thread and under the write gate, plain sled inserts: the group's
 //! log entries in position order, then its `streams` and `event_ids` entries,
 //! and last one small transaction that moves the stream heads and `meta`'s
-//! log end together. That transaction is the commit point.
+//! log end together. That transaction is the commit point. A group of a few
+//! events is written in one transaction instead, which costs less for them.
 //!
 //! A five-tree sled transaction per group did the same in one step, but it
 //! buffered every write, tracked every read and was most of the writer's
@@ -37,6 +38,11 @@ use crate::layout::{
     decode_last_position, decode_u64, position_key, stream_key, Head, META_LAST_POSITION,
 };
 use crate::trees::Trees;
+
+/// Groups of at most this many events are written in one transaction: for
+/// a few events its fixed cost is less than that of separate inserts plus
+/// the commit transaction (a lone writer's append was ~10 % slower without it).
+const ONE_TRANSACTION_UP_TO: usize = 8;
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,11 +354,43 @@ impl<'a> Staged<'a> {
     /// Writes what was decided (see the module doc for the order) and
     /// returns the outcomes.
     fn write(self, trees: &Trees) -> Result<Vec<Outcome>, StoreError> {
-        if !self.events.is_empty() {
+        if self.events.len() > ONE_TRANSACTION_UP_TO {
             self.put_entries(trees)?;
             self.commit(trees)?;
+        } else if !self.events.is_empty() {
+            self.commit_all(trees)?;
         }
         Ok(self.outcomes)
+    }
+
+    /// A small group: everything in one transaction (nothing to remove after
+    /// a crash). Its reads were made while deciding; this only writes.
+    fn commit_all(&self, trees: &Trees) -> Result<(), StoreError> {
+        let last = self.last_position();
+        (
+            &trees.log,
+            &trees.streams,
+            &trees.event_ids,
+            &trees.heads,
+            &trees.meta,
+        )
+            .transaction(|(log, streams, event_ids, heads, meta)| {
+                for (event, envelope) in &self.events {
+                    let position = event.position.to_be_bytes();
+                    log.insert(&position_key(event.position), envelope.as_slice())?;
+                    streams.insert(stream_key(&event.stream_id, event.version), &position)?;
+                    event_ids.insert(event.event_id.as_bytes(), &position)?;
+                }
+                for (stream, head) in &self.heads {
+                    heads.insert(stream.as_bytes(), &head.encode()[..])?;
+                }
+                meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::sled("append", e),
+            })
     }
 
     /// The log entries in position order, then the `streams` and
@@ -492,6 +530,53 @@ mod tests {
         assert_eq!(
             position_of(&trees.event_ids, other[0].event_id.as_bytes()),
             Some(3)
+        );
+    }
+
+    #[test]
+    fn small_and_large_groups_leave_the_same_trees() {
+        // Given the same appends (three streams, five events each), applied once as a
+        // large group (plain inserts and a commit) and once in small groups of one
+        // append each (one transaction each)
+        let batches: Vec<Vec<NewEvent>> =
+            (0..3).map(|_| (0..5).map(|_| event()).collect()).collect();
+        let streams = ["a", "b", "c"];
+        let appends: Vec<Append<'_>> = streams
+            .iter()
+            .zip(&batches)
+            .map(|(stream, events)| Append {
+                stream,
+                expected: ExpectedVersion::NoStream,
+                events,
+            })
+            .collect();
+        assert!(appends.iter().map(|a| a.events.len()).sum::<usize>() > ONE_TRANSACTION_UP_TO);
+        assert!(appends[0].events.len() <= ONE_TRANSACTION_UP_TO);
+        let large = trees();
+        apply_group(&large, &appends, 7).unwrap();
+        let small = trees();
+        for append in &appends {
+            apply_group(&small, std::slice::from_ref(append), 7).unwrap();
+        }
+        // Then every tree holds the same entries
+        let dump = |tree: &sled::Tree| -> Vec<(sled::IVec, sled::IVec)> {
+            tree.iter().map(|item| item.unwrap()).collect()
+        };
+        for (name, l, s) in [
+            ("log", &large.log, &small.log),
+            ("streams", &large.streams, &small.streams),
+            ("heads", &large.heads, &small.heads),
+            ("event_ids", &large.event_ids, &small.event_ids),
+            ("meta", &large.meta, &small.meta),
+        ] {
+            assert_eq!(dump(l), dump(s), "{name}");
+        }
+        assert_eq!(large.log.len(), 15);
+        assert_eq!(large.event_ids.len(), 15);
+        assert_eq!(large.streams.len(), 15);
+        assert_eq!(
+            decode_last_position(large.meta.get(META_LAST_POSITION).unwrap().as_deref()).unwrap(),
+            15
         );
     }
 
