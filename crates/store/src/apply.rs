@@ -27,10 +27,11 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use uuid::Uuid;
 
+use crate::bulk::{finish_tx, TxResult};
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
@@ -366,8 +367,7 @@ impl<'a> Staged<'a> {
     /// A small group: everything in one transaction (nothing to remove after
     /// a crash). Its reads were made while deciding; this only writes.
     fn commit_all(&self, trees: &Trees) -> Result<(), StoreError> {
-        let last = self.last_position();
-        (
+        let result = (
             &trees.log,
             &trees.streams,
             &trees.event_ids,
@@ -381,16 +381,9 @@ impl<'a> Staged<'a> {
                     streams.insert(stream_key(&event.stream_id, event.version), &position)?;
                     event_ids.insert(event.event_id.as_bytes(), &position)?;
                 }
-                for (stream, head) in &self.heads {
-                    heads.insert(stream.as_bytes(), &head.encode()[..])?;
-                }
-                meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::sled("append", e),
-            })
+                self.move_heads_and_end(heads, meta)
+            });
+        finish_tx(result, "append")
     }
 
     /// The log entries in position order, then the `streams` and
@@ -423,44 +416,34 @@ impl<'a> Staged<'a> {
 
     /// The commit point: the stream heads and `meta`'s log end move together.
     fn commit(&self, trees: &Trees) -> Result<(), StoreError> {
-        let last = self.last_position();
-        (&trees.heads, &trees.meta)
-            .transaction(|(heads, meta)| {
-                for (stream, head) in &self.heads {
-                    heads.insert(stream.as_bytes(), &head.encode()[..])?;
-                }
-                meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::sled("append", e),
-            })
+        let result = (&trees.heads, &trees.meta)
+            .transaction(|(heads, meta)| self.move_heads_and_end(heads, meta));
+        finish_tx(result, "append")
+    }
+
+    /// Inside a transaction: the new heads of the group's streams and the
+    /// log's new end.
+    fn move_heads_and_end(
+        &self,
+        heads: &TransactionalTree,
+        meta: &TransactionalTree,
+    ) -> TxResult<()> {
+        for (stream, head) in &self.heads {
+            heads.insert(stream.as_bytes(), &head.encode()[..])?;
+        }
+        meta.insert(META_LAST_POSITION, &self.last_position().to_be_bytes())?;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::sample_event as event;
 
     fn trees() -> Trees {
         let db = sled::Config::new().temporary(true).open().unwrap();
         Trees::open(&db).unwrap()
-    }
-
-    fn event() -> NewEvent {
-        NewEvent {
-            event_id: Uuid::now_v7(),
-            workspace_id: Uuid::nil(),
-            event_type: "Noted".into(),
-            schema_version: 1,
-            occurred_at: 1,
-            actor: "test".into(),
-            on_behalf_of: None,
-            correlation_id: None,
-            causation_id: None,
-            payload: vec![0x80],
-        }
     }
 
     fn written(outcome: &Outcome) -> AppendResult {

@@ -178,3 +178,20 @@ pub enum Direction {
     /// Descending versions, starting at `from_version` (`u64::MAX` = the end).
     Backward,
 }
+
+/// An event with a fresh id and an empty payload, for unit tests.
+#[cfg(test)]
+pub(crate) fn sample_event() -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        workspace_id: Uuid::nil(),
+        event_type: "Noted".into(),
+        schema_version: 1,
+        occurred_at: 1,
+        actor: "test".into(),
+        on_behalf_of: None,
+        correlation_id: None,
+        causation_id: None,
+        payload: vec![0x80],
+    }
+}

@@ -322,22 +322,7 @@ fn now_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
-
-    fn event() -> NewEvent {
-        NewEvent {
-            event_id: Uuid::now_v7(),
-            workspace_id: Uuid::nil(),
-            event_type: "Noted".into(),
-            schema_version: 1,
-            occurred_at: 1,
-            actor: "test".into(),
-            on_behalf_of: None,
-            correlation_id: None,
-            causation_id: None,
-            payload: vec![0x80],
-        }
-    }
+    use crate::event::sample_event as event;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn after_a_failed_flush_nothing_is_acknowledged_and_the_durable_position_stays() {
