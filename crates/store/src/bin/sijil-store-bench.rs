@@ -14,6 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sijil_store::{ExpectedVersion, NewEvent, Store, StoreConfig, SyncMode};
 use uuid::Uuid;
 
+/// The allocator the `sijil` binary runs with, so appends here cost what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: u64| -> Result<u64, String> {
