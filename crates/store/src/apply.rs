@@ -31,13 +31,11 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use uuid::Uuid;
 
-use crate::bulk::{finish_tx, TxResult};
+use crate::bulk::{checked_log_end, finish_tx, plain_head, plain_last_position, TxResult};
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
-use crate::layout::{
-    decode_last_position, decode_u64, position_key, stream_key, Head, META_LAST_POSITION,
-};
+use crate::layout::{decode_u64, position_key, stream_key, Head, META_LAST_POSITION};
 use crate::trees::Trees;
 
 /// Groups of at most this many events are written in one transaction: for
@@ -101,13 +99,7 @@ pub fn apply_group(
 /// Returns how many log entries were removed. Runs when the store opens.
 pub(crate) fn remove_uncommitted(trees: &Trees) -> Result<u64, StoreError> {
     let sled_err = |e| StoreError::sled("remove an uncommitted append", e);
-    let committed = decode_last_position(
-        trees
-            .meta
-            .get(META_LAST_POSITION)
-            .map_err(sled_err)?
-            .as_deref(),
-    )?;
+    let committed = plain_last_position(&trees.meta)?;
     let mut removed = 0u64;
     for item in trees.log.range(position_key(committed + 1)..) {
         let (key, bytes) = item.map_err(sled_err)?;
@@ -149,24 +141,7 @@ impl<'a> Staged<'a> {
         appends: &[Append<'a>],
         recorded_at: i64,
     ) -> Result<Staged<'a>, StoreError> {
-        let start = decode_last_position(
-            trees
-                .meta
-                .get(META_LAST_POSITION)
-                .map_err(|e| StoreError::sled("read meta", e))?
-                .as_deref(),
-        )?;
-        let next = start + 1;
-        if trees
-            .log
-            .contains_key(position_key(next))
-            .map_err(|e| StoreError::sled("read log", e))?
-        {
-            return Err(StoreError::corrupt(
-                next,
-                format!("meta says the log ends at {start}, but position {next} is taken"),
-            ));
-        }
+        let start = checked_log_end(trees)?;
         let mut staged = Staged {
             start,
             outcomes: Vec::with_capacity(appends.len()),
@@ -246,16 +221,9 @@ impl<'a> Staged<'a> {
 
     /// `stream`'s head, as staged by this group or as committed.
     fn head(&self, trees: &Trees, stream: &str) -> Result<Option<Head>, StoreError> {
-        if let Some(head) = self.heads.get(stream) {
-            return Ok(Some(*head));
-        }
-        match trees
-            .heads
-            .get(stream.as_bytes())
-            .map_err(|e| StoreError::sled("read heads", e))?
-        {
-            Some(bytes) => Ok(Some(Head::decode(stream, &bytes)?)),
-            None => Ok(None),
+        match self.heads.get(stream) {
+            Some(head) => Ok(Some(*head)),
+            None => plain_head(&trees.heads, stream),
         }
     }
 
@@ -503,10 +471,7 @@ mod tests {
             outcomes[3],
             Err(StoreError::Conflict { actual: None, .. })
         ));
-        assert_eq!(
-            decode_last_position(trees.meta.get(META_LAST_POSITION).unwrap().as_deref()).unwrap(),
-            3
-        );
+        assert_eq!(plain_last_position(&trees.meta).unwrap(), 3);
         let head = Head::decode("a", &trees.heads.get("a").unwrap().unwrap()).unwrap();
         assert_eq!((head.version, head.position), (3, 3));
         assert_eq!(position_of(&trees.streams, &stream_key("a", 3)), Some(3));
@@ -557,10 +522,7 @@ mod tests {
         assert_eq!(large.log.len(), 15);
         assert_eq!(large.event_ids.len(), 15);
         assert_eq!(large.streams.len(), 15);
-        assert_eq!(
-            decode_last_position(large.meta.get(META_LAST_POSITION).unwrap().as_deref()).unwrap(),
-            15
-        );
+        assert_eq!(plain_last_position(&large.meta).unwrap(), 15);
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub(crate) fn tx_head(heads: &TransactionalTree, stream: &str) -> TxResult<Optio
 }
 
 /// The log's last position as `meta` records it (0 for an empty store).
-fn plain_last_position(meta: &sled::Tree) -> Result<u64, StoreError> {
+pub(crate) fn plain_last_position(meta: &sled::Tree) -> Result<u64, StoreError> {
     let value = meta
         .get(META_LAST_POSITION)
         .map_err(|e| StoreError::sled("read meta", e))?;
@@ -105,7 +105,7 @@ fn plain_last_position(meta: &sled::Tree) -> Result<u64, StoreError> {
 }
 
 /// A stream's head, `None` if the stream has no events.
-fn plain_head(heads: &sled::Tree, stream: &str) -> Result<Option<Head>, StoreError> {
+pub(crate) fn plain_head(heads: &sled::Tree, stream: &str) -> Result<Option<Head>, StoreError> {
     match heads
         .get(stream.as_bytes())
         .map_err(|e| StoreError::sled("read heads", e))?
@@ -113,6 +113,24 @@ fn plain_head(heads: &sled::Tree, stream: &str) -> Result<Option<Head>, StoreErr
         Some(bytes) => Ok(Some(Head::decode(stream, &bytes)?)),
         None => Ok(None),
     }
+}
+
+/// The log's last position as `meta` records it, checked against the log:
+/// the next position must be free (else the store is corrupt).
+pub(crate) fn checked_log_end(trees: &crate::trees::Trees) -> Result<u64, StoreError> {
+    let last = plain_last_position(&trees.meta)?;
+    let next = last + 1;
+    if trees
+        .log
+        .contains_key(position_key(next))
+        .map_err(|e| StoreError::sled("read log", e))?
+    {
+        return Err(StoreError::corrupt(
+            next,
+            format!("meta says the log ends at {last}, but position {next} is taken"),
+        ));
+    }
+    Ok(last)
 }
 
 /// Removes what an interrupted bulk append wrote (envelopes from the
@@ -224,21 +242,7 @@ impl Store {
         let clock = now_millis();
         let trees = self.trees();
         let _gate = trees.write_gate();
-        let last = plain_last_position(&trees.meta)?;
-        if trees
-            .log
-            .get(position_key(last + 1))
-            .map_err(|e| StoreError::sled("read log", e))?
-            .is_some()
-        {
-            return Err(StoreError::corrupt(
-                last + 1,
-                format!(
-                    "meta says the log ends at {last}, but position {} is taken",
-                    last + 1
-                ),
-            ));
-        }
+        let last = checked_log_end(trees)?;
         // Decide everything first (no write yet): versions, ids, envelopes.
         let mut heads: HashMap<&str, Option<Head>> = HashMap::new();
         let mut position = last;
