@@ -54,8 +54,9 @@ pub struct Lane<'t> {
     overlay: Overlay<'t>,
     /// The first event that failed in this scan, and why.
     failure: Option<(u64, ProjectionError)>,
-    /// Whether commits are guarded by a redo record.
-    guarded: bool,
+    /// `None` when commits are guarded by a redo record; for a fill's lane, which is not
+    /// guarded, its carry budget.
+    carry: Option<usize>,
 }
 
 impl<'t> Lane<'t> {
@@ -65,34 +66,36 @@ impl<'t> Lane<'t> {
         projection: &'t dyn Projection,
         tree: &'t sled::Tree,
     ) -> Result<Lane<'t>, ChunkFailure> {
-        Lane::open_with(projection, tree, true)
+        Lane::open_with(projection, tree, None)
     }
 
     /// A lane filling a tree that is dropped whole if the fill does not end (see
     /// [`Overlay::unguarded`]): its commits write no redo record. Nothing else writes the
     /// tree while it fills, so its overlay carries state over commits
-    /// ([`Overlay::carrying`]): keep the lane from the first chunk of the fill to the last.
+    /// ([`Overlay::carrying`], keeping up to `carry_bytes` in memory): keep the lane from the
+    /// first chunk of the fill to the last, then [`Lane::settle`] it.
     pub fn open_fresh(
         projection: &'t dyn Projection,
         tree: &'t sled::Tree,
+        carry_bytes: usize,
     ) -> Result<Lane<'t>, ChunkFailure> {
-        Lane::open_with(projection, tree, false)
+        Lane::open_with(projection, tree, Some(carry_bytes))
     }
 
+    /// `carry`: `None` for a guarded lane, or the carry budget of a fill's lane.
     fn open_with(
         projection: &'t dyn Projection,
         tree: &'t sled::Tree,
-        guarded: bool,
+        carry: Option<usize>,
     ) -> Result<Lane<'t>, ChunkFailure> {
         let checkpoint = recover(tree)
             .and_then(|_| checkpoint(tree))
             .map_err(|error| ChunkFailure { position: 0, error })?;
-        let overlay = if guarded {
-            Overlay::new(tree)
-        } else {
-            Overlay::unguarded(tree)
-                .carrying()
-                .map_err(|error| ChunkFailure { position: 0, error })?
+        let overlay = match carry {
+            None => Overlay::new(tree),
+            Some(budget) => Overlay::unguarded(tree)
+                .carrying(budget)
+                .map_err(|error| ChunkFailure { position: 0, error })?,
         };
         Ok(Lane {
             projection,
@@ -100,8 +103,14 @@ impl<'t> Lane<'t> {
             checkpoint,
             overlay,
             failure: None,
-            guarded,
+            carry,
         })
+    }
+
+    /// Ends a fill (see [`Overlay::settle`]): writes what the lane kept in memory over its
+    /// commits, at its checkpoint. Call it once the fill has reached its end.
+    pub fn settle(&mut self) -> Result<(), ProjectionError> {
+        self.overlay.settle(self.checkpoint)
     }
 
     /// Whether this lane applies the event at `position` of type `event_type`.
@@ -209,7 +218,8 @@ fn finish(
     scanned: Option<u64>,
 ) -> Result<Option<u64>, ChunkFailure> {
     let Some(last) = scanned.filter(|last| *last > lane.checkpoint) else {
-        lane.overlay.discard();
+        // Nothing was applied to this lane, so nothing is pending; what a fill's lane keeps
+        // from its earlier chunks stays for `Lane::settle`.
         return Ok(None);
     };
     match lane.failure.take() {
@@ -227,7 +237,7 @@ fn finish(
                 // Re-apply the good prefix from a clean overlay (the failed event may have
                 // left partial writes) and commit it.
                 let good = position - 1;
-                let mut retry = Lane::open_with(lane.projection, lane.tree, lane.guarded)?;
+                let mut retry = Lane::open_with(lane.projection, lane.tree, lane.carry)?;
                 let start = retry.checkpoint.saturating_add(1);
                 let room = usize::try_from(good - retry.checkpoint).unwrap_or(usize::MAX);
                 let outcome = scan(
@@ -322,7 +332,8 @@ fn scan(
             scope.spawn(move || {
                 for k in (reader..spans).step_by(READERS) {
                     let (first, last) = span(k);
-                    let mut batch = Vec::new();
+                    // At most one event per position of the span: the batch never grows.
+                    let mut batch = Vec::with_capacity(FEED_BATCH);
                     let read = visit_log(store.trees(), first, last, usize::MAX, |raw| {
                         if wanted(raw.position, raw.event_type) {
                             batch.push(Decoded::of(store, &raw));

@@ -6,9 +6,8 @@ use std::cmp::Ordering;
 
 use crate::store::Store;
 
-use super::catchup::REBUILD_CHUNK;
 use super::error::ProjectionError;
-use super::handle::{lock, ProjectionHandle};
+use super::handle::{lock, ProjectionHandle, RebuildOptions};
 use super::meta;
 use super::overlay::checkpoint;
 use super::rebuild::fill;
@@ -113,7 +112,7 @@ impl ProjectionHandle {
                 &scratch,
                 Some(target),
                 0,
-                REBUILD_CHUNK,
+                RebuildOptions::default(),
             )?;
             let _writer = lock(&self.writer);
             let live = self.generation().tree;
@@ -124,7 +123,7 @@ impl ProjectionHandle {
                 &scratch,
                 Some(target),
                 bulk,
-                REBUILD_CHUNK,
+                RebuildOptions::default(),
             )?;
             compare(name, target, &live, &scratch)
         })();

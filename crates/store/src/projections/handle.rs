@@ -21,7 +21,7 @@ use super::catchup::{
 };
 use super::error::ProjectionError;
 use super::meta::{self, MetaRecord};
-use super::overlay::{checkpoint, recover};
+use super::overlay::{checkpoint, recover, CARRY_BYTES};
 use super::status::{ProjectionState, ProjectionStatus};
 use super::Projection;
 
@@ -54,12 +54,17 @@ pub struct RebuildOptions {
     /// Events per committed chunk (at least 1): bigger chunks coalesce more writes, smaller
     /// ones hold less in memory.
     pub chunk_events: usize,
+    /// Bytes of rows each projection may keep in memory, unwritten, from one chunk to the
+    /// next (see [`Overlay::carry_budget`](super::Overlay::carry_budget)); 0 writes
+    /// everything at every commit.
+    pub carry_bytes: usize,
 }
 
 impl Default for RebuildOptions {
     fn default() -> RebuildOptions {
         RebuildOptions {
             chunk_events: REBUILD_CHUNK,
+            carry_bytes: CARRY_BYTES,
         }
     }
 }

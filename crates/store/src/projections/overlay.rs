@@ -46,6 +46,10 @@ pub const SPLIT_AT: usize = 256;
 /// parts, sled wrote such leaves out as separate blob files.
 pub const REDO_PART: usize = 4 * 1024;
 
+/// Bytes of held-back rows a fill keeps in memory over a commit, by default, per projection
+/// ([`Overlay::carry_budget`]).
+pub const CARRY_BYTES: usize = 192 * 1024 * 1024;
+
 /// Pending writes over one projection tree.
 #[derive(Debug)]
 pub struct Overlay<'t> {
@@ -59,6 +63,8 @@ pub struct Overlay<'t> {
     guarded: bool,
     /// Whether deferred state may be carried over a commit (see [`Overlay::carrying`]).
     carrying: bool,
+    /// Bytes of deferred state a carrying overlay may keep over a commit.
+    carry_budget: usize,
     /// Whether the tree was empty when this overlay was made and nothing was committed since.
     empty_start: bool,
 }
@@ -73,9 +79,11 @@ pub trait Deferred: Any + Send + std::fmt::Debug {
     /// Writes the held-back rows into `ov`'s pending writes.
     fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError>;
 
-    /// For an overlay that carries state from chunk to chunk ([`Overlay::carrying`]): writes
-    /// the held-back rows as [`Deferred::flush`] does and returns what stays true of the tree
-    /// once they are committed, to keep for the next chunk. By default nothing is kept.
+    /// For an overlay that carries state from chunk to chunk ([`Overlay::carrying`]): returns
+    /// what to keep for the next chunk, having written into `ov` the held-back rows it does
+    /// not keep. Rows it keeps may stay unwritten over the commit, since nobody reads the
+    /// tree of a fill but the fill itself: [`Overlay::settle`] writes them when the fill ends.
+    /// By default everything is written ([`Deferred::flush`]) and nothing is kept.
     fn flush_and_carry(
         self: Box<Self>,
         ov: &mut Overlay<'_>,
@@ -95,6 +103,7 @@ impl<'t> Overlay<'t> {
             deferred: None,
             guarded: true,
             carrying: false,
+            carry_budget: 0,
             empty_start: false,
         }
     }
@@ -113,18 +122,25 @@ impl<'t> Overlay<'t> {
 
     /// This overlay is the only writer of its tree for as long as it lives, across all its
     /// commits (a fill, which keeps one overlay from its first chunk to its last): deferred
-    /// state may then stay in memory over a commit ([`Deferred::flush_and_carry`]), since the
-    /// tree changes only through this overlay. `empty_start` says whether the tree is empty
-    /// now (checked), so a projection can trust sets it builds from the first event on to be
-    /// complete ([`Overlay::started_empty`]).
-    pub fn carrying(mut self) -> Result<Overlay<'t>, ProjectionError> {
+    /// state may then stay in memory over a commit ([`Deferred::flush_and_carry`]), up to
+    /// about `budget` bytes, since the tree changes only through this overlay. `empty_start`
+    /// says whether the tree is empty now (checked), so a projection can trust sets it builds
+    /// from the first event on to be complete ([`Overlay::started_empty`]).
+    pub fn carrying(mut self, budget: usize) -> Result<Overlay<'t>, ProjectionError> {
         self.carrying = true;
+        self.carry_budget = budget;
         self.empty_start = self
             .tree
             .first()
             .map_err(|e| ProjectionError::sled("read projection", e))?
             .is_none();
         Ok(self)
+    }
+
+    /// Roughly how many bytes of held-back rows [`Deferred::flush_and_carry`] may keep in
+    /// memory over a commit, unwritten; beyond it they are written at the commit.
+    pub fn carry_budget(&self) -> usize {
+        self.carry_budget
     }
 
     /// Whether this overlay carries state over commits and its tree was empty when it was
@@ -303,6 +319,18 @@ impl<'t> Overlay<'t> {
             (Some(p), _) => Some(p),
             (None, tree) => tree.map(|(k, v)| (k.to_vec(), v)),
         })
+    }
+
+    /// Ends a fill: writes every held-back row the chunks' commits left in memory (see
+    /// [`Deferred::flush_and_carry`]) and commits them with the checkpoint `position` (the
+    /// fill's last). The overlay carries nothing from here on, so afterwards the tree holds
+    /// exactly the model at `position`.
+    pub fn settle(&mut self, position: u64) -> Result<(), ProjectionError> {
+        self.carrying = false;
+        if self.deferred.is_none() && self.pending.is_empty() {
+            return Ok(());
+        }
+        self.commit(position)
     }
 
     /// How many writes are pending.

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::store::Store;
 
-use super::catchup::{apply_chunk_shared, ChunkFailure, Lane, REBUILD_CHUNK};
+use super::catchup::{apply_chunk_shared, ChunkFailure, Lane};
 use super::error::ProjectionError;
 use super::handle::{lock, Generation, ProjectionHandle, RebuildOptions};
 use super::meta::{self, MetaRecord};
@@ -28,9 +28,9 @@ pub(crate) fn fill(
     tree: &sled::Tree,
     upto: Option<u64>,
     position: u64,
-    chunk: usize,
+    options: RebuildOptions,
 ) -> Result<u64, ProjectionError> {
-    fill_shared(store, &[(projection, tree)], upto, chunk)
+    fill_shared(store, &[(projection, tree)], upto, options)
         .pop()
         .unwrap_or(Ok(0))
         .map(|filled| filled.max(position))
@@ -44,7 +44,7 @@ pub(crate) fn fill_shared(
     store: &Store,
     targets: &[(&dyn Projection, &sled::Tree)],
     upto: Option<u64>,
-    chunk: usize,
+    options: RebuildOptions,
 ) -> Vec<Result<u64, ProjectionError>> {
     let mut outcomes: Vec<Option<Result<u64, ProjectionError>>> = vec![None; targets.len()];
     let mut positions = vec![0u64; targets.len()];
@@ -52,7 +52,7 @@ pub(crate) fn fill_shared(
     let mut lanes = Vec::with_capacity(targets.len());
     let mut indexes = Vec::with_capacity(targets.len());
     for (index, (projection, tree)) in targets.iter().enumerate() {
-        match Lane::open_fresh(*projection, tree) {
+        match Lane::open_fresh(*projection, tree, options.carry_bytes) {
             Ok(lane) => {
                 lanes.push(lane);
                 indexes.push(index);
@@ -61,7 +61,7 @@ pub(crate) fn fill_shared(
         }
     }
     while !lanes.is_empty() {
-        let results = apply_chunk_shared(store, &mut lanes, chunk.max(1), upto);
+        let results = apply_chunk_shared(store, &mut lanes, options.chunk_events.max(1), upto);
         let mut progressed = false;
         // The lanes that did not fail go on.
         let mut going = Vec::with_capacity(lanes.len());
@@ -83,6 +83,12 @@ pub(crate) fn fill_shared(
         indexes = going_indexes;
         if !progressed {
             break;
+        }
+    }
+    // The fill has ended: what the lanes kept in memory over their commits is written now.
+    for (lane, index) in lanes.iter_mut().zip(indexes) {
+        if let Err(error) = lane.settle() {
+            outcomes[index] = Some(Err(error));
         }
     }
     outcomes
@@ -134,7 +140,7 @@ impl ProjectionHandle {
             &fresh.tree,
             None,
             0,
-            options.chunk_events,
+            options,
         );
         fresh.complete(store, bulk)
     }
@@ -169,7 +175,7 @@ impl ProjectionHandle {
                 _ => None,
             })
             .collect();
-        let mut bulk = fill_shared(store, &targets, None, REBUILD_CHUNK).into_iter();
+        let mut bulk = fill_shared(store, &targets, None, RebuildOptions::default()).into_iter();
         drop(targets);
         prepared
             .into_iter()
@@ -226,7 +232,14 @@ impl ProjectionHandle {
     ) -> Result<u64, ProjectionError> {
         let projection = self.projection.as_ref();
         let writer = lock(&self.writer);
-        let position = fill(store, projection, tree, None, bulk, REBUILD_CHUNK)?;
+        let position = fill(
+            store,
+            projection,
+            tree,
+            None,
+            bulk,
+            RebuildOptions::default(),
+        )?;
         let record = MetaRecord {
             version,
             generation: number,

@@ -31,26 +31,62 @@ fn load<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
-/// Metric cells and case memos held back while a chunk is applied (see [`Deferred`]): a
-/// cell that many events of the chunk add to (the workspace's day, a busy channel's) or a
-/// case with several events in the chunk is decoded once and encoded once, at commit.
+/// Metric cells, resolution times and case memos held back while a chunk is applied (see
+/// [`Deferred`]): a cell that many events of the chunk add to (the workspace's day, a busy
+/// channel's) or a case with several events in the chunk is decoded once and encoded once, at
+/// commit. In a fill ([`Overlay::carrying`]) they stay held, unwritten, over commits (within
+/// the overlay's [`Overlay::carry_budget`]), so each is written once for the whole fill.
 #[derive(Debug, Default)]
 struct Held {
     /// By cell key.
     cells: FxHashMap<Vec<u8>, Cells>,
+    /// By resolution-times key: the day's times, as the row stores them.
+    times: FxHashMap<Vec<u8>, Vec<u8>>,
     /// By case memo key: the memo as last saved.
     cases: FxHashMap<Vec<u8>, CaseMemo>,
 }
 
-impl Deferred for Held {
-    fn flush(self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
-        for (key, cells) in self.cells {
+impl Held {
+    /// Writes every held row into the overlay.
+    fn write(&mut self, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
+        for (key, cells) in self.cells.drain() {
             ov.insert(key, rows::encode(&cells)?);
         }
-        for (key, memo) in self.cases {
+        for (key, times) in self.times.drain() {
+            ov.insert(key, times);
+        }
+        for (key, memo) in self.cases.drain() {
             ov.insert(key, rows::encode(&memo)?);
         }
         Ok(())
+    }
+
+    /// Roughly the memory held.
+    fn held_bytes(&self) -> usize {
+        self.cells.len() * (std::mem::size_of::<Cells>() + 96)
+            + self
+                .times
+                .values()
+                .map(|t| t.capacity() + 96)
+                .sum::<usize>()
+            + self.cases.len() * (std::mem::size_of::<CaseMemo>() + 96)
+    }
+}
+
+impl Deferred for Held {
+    fn flush(mut self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
+        self.write(ov)
+    }
+
+    fn flush_and_carry(
+        mut self: Box<Self>,
+        ov: &mut Overlay<'_>,
+    ) -> Result<Option<Box<dyn Deferred>>, ProjectionError> {
+        // Over the budget, everything held is written and dropped (read back when needed).
+        if self.held_bytes() > ov.carry_budget() {
+            self.write(ov)?;
+        }
+        Ok(Some(self))
     }
 }
 
@@ -94,7 +130,6 @@ fn scopes(channel: Option<Channel>, agent: Option<AgentId>, team: Option<TeamId>
 struct Ctx<'a, 'm> {
     ov: &'a mut Overlay<'m>,
     ws: WorkspaceId,
-    position: u64,
 }
 
 impl Ctx<'_, '_> {
@@ -128,6 +163,32 @@ impl Ctx<'_, '_> {
         change: impl Fn(&mut Cells),
     ) -> Result<(), ProjectionError> {
         bump(self.ov, self.ws, scopes, day, change)
+    }
+
+    /// Appends the resolution time `ms` to each scope's times of `day`.
+    fn add_resolution_time(
+        &mut self,
+        scopes: &[Scope],
+        day: i64,
+        ms: i64,
+    ) -> Result<(), ProjectionError> {
+        let mut held = self.ov.take_deferred::<Held>();
+        let mut result = Ok(());
+        for scope in scopes {
+            let times = match held.times.entry(scope.resolution_key(self.ws, day)) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => match self.ov.get(slot.key()) {
+                    Ok(stored) => slot.insert(stored.map(|s| s.to_vec()).unwrap_or_default()),
+                    Err(error) => {
+                        result = Err(error);
+                        break;
+                    }
+                },
+            };
+            times.extend_from_slice(&order_i64(ms).to_be_bytes());
+        }
+        self.ov.put_deferred(held);
+        result
     }
 
     /// Moves the case to `agent`/`team`, counting a first assignment as `opened` for them.
@@ -179,7 +240,6 @@ pub(super) fn apply(
     let mut ctx = Ctx {
         ov,
         ws: meta.workspace_id,
-        position: meta.position,
     };
     match event {
         DomainEvent::CaseOpened(e) => {
@@ -272,10 +332,7 @@ pub(super) fn apply(
                     c.resolved_fcr = c.resolved_fcr.saturating_add(1);
                 }
             })?;
-            for scope in &scopes {
-                let key = scope.resolution_key(ctx.ws, day, ctx.position);
-                ctx.ov.insert(key, order_i64(ms).to_be_bytes().to_vec());
-            }
+            ctx.add_resolution_time(&scopes, day, ms)?;
             if fcr {
                 memo.fcr = Some(FcrMark {
                     resolved_at: e.at,

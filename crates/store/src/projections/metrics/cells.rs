@@ -66,9 +66,9 @@ impl Scope {
         self.key(CELL, ws).i64(day).build()
     }
 
-    /// The key of one resolution time of this scope.
-    pub(crate) fn resolution_key(self, ws: WorkspaceId, day: i64, position: u64) -> Vec<u8> {
-        self.key(RESOLUTION_TIME, ws).i64(day).u64(position).build()
+    /// The key of this scope's resolution times on `day`.
+    pub(crate) fn resolution_key(self, ws: WorkspaceId, day: i64) -> Vec<u8> {
+        self.key(RESOLUTION_TIME, ws).i64(day).build()
     }
 }
 

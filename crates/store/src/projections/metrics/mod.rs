@@ -10,7 +10,8 @@
 //! | key                                          | value                               |
 //! |----------------------------------------------|-------------------------------------|
 //! | `S ‖ ws ‖ kind ‖ id ‖ day`                   | MessagePack [`Cells`]               |
-//! | `T ‖ ws ‖ kind ‖ id ‖ day ‖ position`        | resolution time in ms (i64)         |
+//! | `T ‖ ws ‖ kind ‖ id ‖ day`                   | that day's resolution times in ms   |
+//! |                                              | (i64 each, in log order)            |
 //! | `K ‖ ws ‖ case`                              | MessagePack case memo (attribution) |
 //! | `I ‖ ws ‖ interaction`                       | MessagePack interaction memo        |
 //! | `A ‖ ws ‖ agent`                             | agent display name (UTF-8)          |
@@ -107,7 +108,8 @@ impl Projection for MetricsProjection {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: one `T` row per scope and day holding all its resolution times (was one per time).
+        2
     }
 
     fn event_types(&self) -> &'static [&'static str] {

@@ -135,7 +135,15 @@ fn resolution_times(
     let mut out = Vec::new();
     for item in tree.range(lower..upper) {
         let (_, value) = item.map_err(|e| ProjectionError::sled("scan resolution times", e))?;
-        out.push(Reader::new(&value, "resolution time").i64()?);
+        let mut reader = Reader::new(&value, "resolution times");
+        if reader.is_empty() {
+            return Err(ProjectionError::corrupt(
+                "a day's resolution times are empty",
+            ));
+        }
+        while !reader.is_empty() {
+            out.push(reader.i64()?);
+        }
     }
     Ok(out)
 }

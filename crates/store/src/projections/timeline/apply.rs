@@ -140,7 +140,7 @@ fn is_forgotten(ov: &Overlay<'_>, ctx: &Ctx<'_>, customer: Uuid) -> Result<bool,
 
 /// Rows held back while a chunk is applied (see [`Deferred`]): customers' open last blocks
 /// and their entry counts. In a fill ([`Overlay::carrying`]) they stay held over commits
-/// (within [`CARRY_BYTES`]), with the owners of cases and follow-ups seen, and, when the
+/// (within [`Overlay::carry_budget`]), with the owners of cases and follow-ups seen, and, when the
 /// fill began on an empty tree, every merge redirect and forgotten customer.
 #[derive(Debug, Default)]
 struct Held {
@@ -165,10 +165,6 @@ struct Known {
     forgotten: FxHashSet<(Uuid, Uuid)>,
 }
 
-/// Most bytes of open blocks, counters and owners a fill keeps from one chunk to the next;
-/// beyond it they are dropped after the commit (and looked up again when needed).
-const CARRY_BYTES: usize = 96 * 1024 * 1024;
-
 impl Deferred for Held {
     fn flush(mut self: Box<Self>, ov: &mut Overlay<'_>) -> Result<(), ProjectionError> {
         self.tails.close_all(ov);
@@ -180,13 +176,16 @@ impl Deferred for Held {
         mut self: Box<Self>,
         ov: &mut Overlay<'_>,
     ) -> Result<Option<Box<dyn Deferred>>, ProjectionError> {
-        // Written but kept open: after the commit the tree holds exactly these rows.
+        if self.carried_bytes() <= ov.carry_budget() {
+            // Open blocks and counts stay in memory, unwritten, until the fill ends
+            // (`Overlay::settle`): a customer's last block is written once, not once a chunk.
+            return Ok(Some(self));
+        }
+        // Over the budget: written but kept open (where each block ends, not its bytes, which
+        // are read back on the next append), so after the commit the tree holds these rows.
         self.tails.write_open(ov);
         self.write_counts(ov);
-        let carried = self.tails.held_bytes()
-            + self.counts.len() * (std::mem::size_of::<u64>() + 64)
-            + self.owners.len() * 64;
-        if carried > CARRY_BYTES {
+        if self.carried_bytes() > ov.carry_budget() {
             self.tails = block::Tails::default();
             self.counts = FxHashMap::default();
             self.owners = FxHashMap::default();
@@ -196,6 +195,13 @@ impl Deferred for Held {
 }
 
 impl Held {
+    /// Roughly the memory held: open blocks, counters and owners.
+    fn carried_bytes(&self) -> usize {
+        self.tails.held_bytes()
+            + self.counts.len() * (std::mem::size_of::<u64>() + 64)
+            + self.owners.len() * 64
+    }
+
     /// Writes every held count row into the overlay.
     fn write_counts(&self, ov: &mut Overlay<'_>) {
         for (key, count) in &self.counts {
