@@ -13,6 +13,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/serve-caught-up.sh"
+trap 'kill "${SERVE_PID:-}" 2>/dev/null || true' EXIT
 OUT=${1:-$ROOT/bench/scale}
 shift || true
 SIZES=("$@")
@@ -54,27 +56,10 @@ for customers in "${SIZES[@]}"; do
     | sed -n 's/^secret: *\([^ ]*\)$/\1/p' | head -n 1)
   [ -n "$token" ] || { echo "no token parsed" >&2; exit 1; }
 
-  log=$OUT/serve-c$customers.log
-  started=$(date +%s.%N)
-  "$SIJIL" --data "$data" serve --listen 127.0.0.1:0 >"$log" 2>&1 &
-  pid=$!
-  trap 'kill $pid 2>/dev/null || true' EXIT
-  url=""
-  # serve catches up (up to 10 minutes) before it listens, then /readyz says when it is done
-  for _ in $(seq 1 10800); do
-    url=$(sed -n 's/.*listening on \(http:\/\/[0-9.:]*\)\/graphql.*/\1/p' "$log" | head -n 1)
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 1
-  done
-  [ -n "$url" ] || { echo "server did not start; see $log" >&2; exit 1; }
-  until curl -sf "$url/readyz" >/dev/null; do sleep 1; done
-  # /readyz turns ready once serve stops waiting for the catch-up (at most 10 minutes); measure
-  # only once every projection has applied the whole log.
-  until curl -sf "$url/metrics" | awk '/^sijil_projection_lag_events/ { if ($2 + 0 > 0) bad = 1 } END { exit bad }'; do
-    sleep 5
-  done
-  ready_secs=$(python3 -c "import time; print(round(time.time() - $started, 2))")
+  serve_caught_up "$SIJIL" "$data" "$OUT/serve-c$customers.log"
+  pid=$SERVE_PID
+  url=$SERVE_URL
+  ready_secs=$SERVE_SECS
   rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   echo "== $events events: caught up in ${ready_secs}s, RSS ${rss_idle} KiB"
 
@@ -85,7 +70,6 @@ for customers in "${SIZES[@]}"; do
   rss_end=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   kill -TERM "$pid"
   wait "$pid" || true
-  trap - EXIT
   disk=$(du -sk "$data" | cut -f1)
   rows+=("{\"customers\":$customers,\"events\":$events,\"demo_seconds\":$demo_secs,\"catch_up_seconds\":$ready_secs,\"rss_idle_kib\":$rss_idle,\"rss_end_kib\":$rss_end,\"disk_kib\":$disk,\"timeline\":$(cat "$OUT/timeline-c$customers.json"),\"write\":$(cat "$OUT/write-c$customers.json")}")
   [ -n "${KEEP:-}" ] || rm -rf "$data" "$data.master-key" "$data.demo"
