@@ -61,10 +61,9 @@ pub struct Overlay<'t> {
     deferred: Option<Box<dyn Deferred>>,
     /// Whether a split commit is guarded by a redo record (see [`Overlay::unguarded`]).
     guarded: bool,
-    /// Whether deferred state may be carried over a commit (see [`Overlay::carrying`]).
-    carrying: bool,
-    /// Bytes of deferred state a carrying overlay may keep over a commit.
-    carry_budget: usize,
+    /// When deferred state may be carried over a commit (see [`Overlay::carrying`]): how many
+    /// bytes of it may be kept.
+    carry: Option<usize>,
     /// Whether the tree was empty when this overlay was made and nothing was committed since.
     empty_start: bool,
 }
@@ -102,8 +101,7 @@ impl<'t> Overlay<'t> {
             read_cache: RefCell::new(FxHashMap::default()),
             deferred: None,
             guarded: true,
-            carrying: false,
-            carry_budget: 0,
+            carry: None,
             empty_start: false,
         }
     }
@@ -127,8 +125,7 @@ impl<'t> Overlay<'t> {
     /// says whether the tree is empty now (checked), so a projection can trust sets it builds
     /// from the first event on to be complete ([`Overlay::started_empty`]).
     pub fn carrying(mut self, budget: usize) -> Result<Overlay<'t>, ProjectionError> {
-        self.carrying = true;
-        self.carry_budget = budget;
+        self.carry = Some(budget);
         self.empty_start = self
             .tree
             .first()
@@ -140,14 +137,14 @@ impl<'t> Overlay<'t> {
     /// Roughly how many bytes of held-back rows [`Deferred::flush_and_carry`] may keep in
     /// memory over a commit, unwritten; beyond it they are written at the commit.
     pub fn carry_budget(&self) -> usize {
-        self.carry_budget
+        self.carry.unwrap_or(0)
     }
 
     /// Whether this overlay carries state over commits and its tree was empty when it was
     /// made and has had nothing committed since: state made now sees every row the tree
     /// will ever have.
     pub fn started_empty(&self) -> bool {
-        self.carrying && self.empty_start
+        self.carry.is_some() && self.empty_start
     }
 
     /// Takes out the deferred state of type `T` (a new one when there is none); give it back
@@ -166,7 +163,7 @@ impl<'t> Overlay<'t> {
     /// Writes the deferred state, if any, into the pending writes.
     pub fn flush_deferred(&mut self) -> Result<(), ProjectionError> {
         match self.deferred.take() {
-            Some(state) if self.carrying => {
+            Some(state) if self.carry.is_some() => {
                 self.deferred = state.flush_and_carry(self)?;
                 Ok(())
             }
@@ -326,7 +323,7 @@ impl<'t> Overlay<'t> {
     /// fill's last). The overlay carries nothing from here on, so afterwards the tree holds
     /// exactly the model at `position`.
     pub fn settle(&mut self, position: u64) -> Result<(), ProjectionError> {
-        self.carrying = false;
+        self.carry = None;
         if self.deferred.is_none() && self.pending.is_empty() {
             return Ok(());
         }

@@ -90,6 +90,34 @@ impl Deferred for Held {
     }
 }
 
+/// Changes the held row under each of `keys` (kept in the map `rows` picks), reading it
+/// through the overlay the first time (`read`; absent: the default).
+fn change_held<V: Default>(
+    ov: &mut Overlay<'_>,
+    keys: impl Iterator<Item = Vec<u8>>,
+    rows: fn(&mut Held) -> &mut FxHashMap<Vec<u8>, V>,
+    read: impl Fn(&Overlay<'_>, &[u8]) -> Result<Option<V>, ProjectionError>,
+    change: impl Fn(&mut V),
+) -> Result<(), ProjectionError> {
+    let mut held = ov.take_deferred::<Held>();
+    let mut result = Ok(());
+    for key in keys {
+        let row = match rows(&mut held).entry(key) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => match read(ov, slot.key()) {
+                Ok(stored) => slot.insert(stored.unwrap_or_default()),
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            },
+        };
+        change(row);
+    }
+    ov.put_deferred(held);
+    result
+}
+
 /// Adds to the cell of each scope on `day`.
 fn bump(
     ov: &mut Overlay<'_>,
@@ -98,23 +126,13 @@ fn bump(
     day: i64,
     change: impl Fn(&mut Cells),
 ) -> Result<(), ProjectionError> {
-    let mut held = ov.take_deferred::<Held>();
-    let mut result = Ok(());
-    for scope in scopes {
-        let cells = match held.cells.entry(scope.cell_key(ws, day)) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(slot) => match load(ov, slot.key(), "metric cell") {
-                Ok(stored) => slot.insert(stored.unwrap_or_default()),
-                Err(error) => {
-                    result = Err(error);
-                    break;
-                }
-            },
-        };
-        change(cells);
-    }
-    ov.put_deferred(held);
-    result
+    change_held(
+        ov,
+        scopes.iter().map(|scope| scope.cell_key(ws, day)),
+        |held| &mut held.cells,
+        |ov, key| load(ov, key, "metric cell"),
+        change,
+    )
 }
 
 /// The workspace, the channel and, when known, the agent and team.
@@ -172,23 +190,14 @@ impl Ctx<'_, '_> {
         day: i64,
         ms: i64,
     ) -> Result<(), ProjectionError> {
-        let mut held = self.ov.take_deferred::<Held>();
-        let mut result = Ok(());
-        for scope in scopes {
-            let times = match held.times.entry(scope.resolution_key(self.ws, day)) {
-                Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(slot) => match self.ov.get(slot.key()) {
-                    Ok(stored) => slot.insert(stored.map(|s| s.to_vec()).unwrap_or_default()),
-                    Err(error) => {
-                        result = Err(error);
-                        break;
-                    }
-                },
-            };
-            times.extend_from_slice(&order_i64(ms).to_be_bytes());
-        }
-        self.ov.put_deferred(held);
-        result
+        let ws = self.ws;
+        change_held(
+            self.ov,
+            scopes.iter().map(|scope| scope.resolution_key(ws, day)),
+            |held| &mut held.times,
+            |ov, key| Ok(ov.get(key)?.map(|stored| stored.to_vec())),
+            |times| times.extend_from_slice(&order_i64(ms).to_be_bytes()),
+        )
     }
 
     /// Moves the case to `agent`/`team`, counting a first assignment as `opened` for them.

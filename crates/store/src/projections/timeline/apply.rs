@@ -140,8 +140,8 @@ fn is_forgotten(ov: &Overlay<'_>, ctx: &Ctx<'_>, customer: Uuid) -> Result<bool,
 
 /// Rows held back while a chunk is applied (see [`Deferred`]): customers' open last blocks
 /// and their entry counts. In a fill ([`Overlay::carrying`]) they stay held over commits
-/// (within [`Overlay::carry_budget`]), with the owners of cases and follow-ups seen, and, when the
-/// fill began on an empty tree, every merge redirect and forgotten customer.
+/// (within [`Overlay::carry_budget`]), with the owners of cases and follow-ups seen, and,
+/// when the fill began on an empty tree, every merge redirect and forgotten customer.
 #[derive(Debug, Default)]
 struct Held {
     /// Whether this state has seen an event yet.
