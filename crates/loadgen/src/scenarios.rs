@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::{Client, Failure};
@@ -94,32 +96,75 @@ pub async fn discover_agents(client: &Client) -> Vec<String> {
         .collect()
 }
 
+/// `data` of [`ops::TIMELINE_PAGE`]: the entries are checked to be JSON and counted, not kept.
+#[derive(Deserialize)]
+struct TimelineData {
+    customer: Option<CustomerTimeline>,
+}
+
+#[derive(Deserialize)]
+struct CustomerTimeline {
+    timeline: TimelinePage,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TimelinePage {
+    /// Required, so an answer without entries fails; read through, not kept.
+    #[serde(rename = "edges")]
+    _edges: Vec<IgnoredAny>,
+    page_info: PageInfo,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+/// `data` of [`ops::ALL_EVENTS`]: each event's position (the other fields are skipped).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AllEventsData {
+    all_events: AllEventsPage,
+}
+
+#[derive(Deserialize)]
+struct AllEventsPage {
+    events: Vec<Positioned>,
+}
+
+#[derive(Deserialize)]
+struct Positioned {
+    position: u64,
+}
+
 /// Pages through a random customer's timeline (up to 5 pages), again and again.
 pub async fn timeline(shared: Arc<Shared>, seed: u64) -> Recorder {
     let mut rec = Recorder::default();
     let mut rng = Rng::new(seed);
     'outer: while shared.go_on() {
         let id = &shared.customers[rng.below(shared.customers.len())];
-        let mut after = Value::Null;
+        let mut after: Option<String> = None;
         for page in 0..5 {
             if page > 0 && !shared.go_on() {
                 break 'outer;
             }
             let (result, took) = shared
                 .client
-                .run(ops::TIMELINE_PAGE, json!({"id": id, "after": after}))
+                .run_as::<TimelineData>(ops::TIMELINE_PAGE, json!({"id": id, "after": after}))
                 .await;
             match result {
                 Ok(data) => {
                     rec.ok("timeline page", took);
-                    let info = data
-                        .pointer("/customer/timeline/pageInfo")
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    if info["hasNextPage"] != Value::Bool(true) {
-                        break;
+                    match data.customer.map(|c| c.timeline.page_info) {
+                        Some(PageInfo {
+                            has_next_page: true,
+                            end_cursor: Some(cursor),
+                        }) => after = Some(cursor),
+                        _ => break,
                     }
-                    after = info["endCursor"].clone();
                 }
                 Err(Failure(code)) => {
                     rec.error(&code);
@@ -264,7 +309,7 @@ pub async fn mixed(shared: Arc<Shared>, seed: u64) -> Recorder {
             let id = &shared.customers[rng.below(shared.customers.len())];
             let (result, took) = shared
                 .client
-                .run(ops::TIMELINE_PAGE, json!({"id": id, "after": null}))
+                .run_as::<TimelineData>(ops::TIMELINE_PAGE, json!({"id": id, "after": null}))
                 .await;
             match result {
                 Ok(_) => rec.ok("timeline page", took),
@@ -282,17 +327,13 @@ pub async fn audit(shared: Arc<Shared>, events_read: Arc<AtomicU64>) -> Recorder
     while shared.go_on() {
         let (result, took) = shared
             .client
-            .run(ops::ALL_EVENTS, json!({"from": from}))
+            .run_as::<AllEventsData>(ops::ALL_EVENTS, json!({"from": from}))
             .await;
         match result {
             Ok(data) => {
                 rec.ok("allEvents page", took);
-                let events = data
-                    .pointer("/allEvents/events")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                match events.last().and_then(|e| e["position"].as_u64()) {
+                let events = data.all_events.events;
+                match events.last().map(|e| e.position) {
                     Some(last) => {
                         events_read.fetch_add(events.len() as u64, Ordering::Relaxed);
                         from = last + 1;
