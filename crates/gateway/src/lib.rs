@@ -24,6 +24,7 @@ pub mod snapshots;
 pub mod subscription_limits;
 pub mod telemetry;
 pub mod time;
+pub mod websocket;
 
 pub use auth::{AuthError, Permission, Principal, Role, TokenRecord, TokenStore};
 pub use error::{ApiError, ErrorCode};

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use async_graphql::http::graphiql_source;
 use async_graphql::{Data, ErrorExtensions};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State, WebSocketUpgrade};
@@ -398,9 +397,11 @@ const WS_READ_BUFFER: usize = 8 * 1024;
 async fn graphql_ws(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let Some(protocol) = crate::websocket::protocol(&headers) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     let header_token = bearer(&headers).map(str::to_owned);
     let tokens = state.tokens.clone();
     let schema = state.schema.clone();
@@ -408,32 +409,29 @@ async fn graphql_ws(
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| async move {
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let from_payload = payload
-                        .get("authorization")
-                        .or_else(|| payload.get("Authorization"))
-                        .and_then(|v| v.as_str())
-                        .map(|s| {
-                            s.trim_start_matches("Bearer ")
-                                .trim_start_matches("bearer ")
-                                .to_owned()
-                        })
-                        .or_else(|| {
-                            payload
-                                .get("token")
-                                .and_then(|v| v.as_str())
-                                .map(str::to_owned)
-                        });
-                    let secret = from_payload.or(header_token);
-                    let principal =
-                        authenticate(&tokens, secret.as_deref()).map_err(|e| e.extend())?;
-                    let mut data = Data::default();
-                    data.insert(principal);
-                    data.insert(ConnectionSubscriptions::new());
-                    Ok(data)
-                })
-                .serve()
-                .await
+            crate::websocket::serve(socket, schema, protocol, move |payload| async move {
+                let from_payload = payload
+                    .get("authorization")
+                    .or_else(|| payload.get("Authorization"))
+                    .and_then(|v| v.as_str())
+                    .map(|s| {
+                        s.trim_start_matches("Bearer ")
+                            .trim_start_matches("bearer ")
+                            .to_owned()
+                    })
+                    .or_else(|| {
+                        payload
+                            .get("token")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned)
+                    });
+                let secret = from_payload.or(header_token);
+                let principal = authenticate(&tokens, secret.as_deref()).map_err(|e| e.extend())?;
+                let mut data = Data::default();
+                data.insert(principal);
+                data.insert(ConnectionSubscriptions::new());
+                Ok(data)
+            })
+            .await
         })
 }

@@ -665,3 +665,31 @@ async fn escalation_changed_subscribers_share_a_feed_and_each_gets_every_change(
 async fn escalation_changed_subscribers_that_fall_behind_the_feed_catch_up_from_the_log() {
     every_supervisor_gets_every_case_change(1).await;
 }
+
+#[tokio::test]
+async fn a_websocket_without_a_graphql_subprotocol_is_refused() {
+    let server = TestServer::start().await;
+    let url = server.url.replace("http://", "ws://") + "/graphql/ws";
+    for asked in [Some("chat, mqtt"), None] {
+        let mut request = url.as_str().into_client_request().unwrap();
+        if let Some(protocols) = asked {
+            request
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", protocols.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 400, "{asked:?}");
+            }
+            other => panic!("{asked:?}: expected HTTP 400, got {other:?}"),
+        }
+    }
+    // Either protocol, listed after one sijil does not speak, is accepted.
+    let mut ws = connect(&server, "chat, graphql-transport-ws").await;
+    send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"token": server.token(uuid::Uuid::now_v7(), Role::Admin)}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "connection_ack");
+}
