@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -88,10 +88,7 @@ impl Client {
                 let status = response.status().as_u16();
                 match response.bytes().await {
                     Err(_) => Err(Failure("TRANSPORT".into())),
-                    Ok(body) => match serde_json::from_slice::<Answer<T>>(&body) {
-                        Err(_) => Err(Failure(format!("HTTP_{status}"))),
-                        Ok(answer) => outcome(status, answer),
-                    },
+                    Ok(body) => read(status, &body),
                 }
             }
         };
@@ -125,16 +122,35 @@ fn written_position(data: &Value) -> Option<u64> {
         .max()
 }
 
+/// `data` of an answer as `T`, or the code of its first error (also when `data` is not of
+/// the shape `T` describes, as a failed field can leave it).
+fn read<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Failure> {
+    match serde_json::from_slice::<Answer<T>>(body) {
+        Ok(answer) => outcome(status, answer),
+        Err(_) => Err(serde_json::from_slice::<Answer<IgnoredAny>>(body)
+            .ok()
+            .and_then(|answer| first_error(status, answer.errors))
+            .unwrap_or_else(|| Failure(format!("HTTP_{status}")))),
+    }
+}
+
 /// `data` of a successful answer, or the code of its first error.
 fn outcome<T>(status: u16, answer: Answer<T>) -> Result<T, Failure> {
-    if let Some(first) = answer.errors.into_iter().next() {
-        let code = first
-            .extensions
-            .and_then(|e| e.code)
-            .unwrap_or_else(|| format!("HTTP_{status}"));
-        return Err(Failure(code));
+    if let Some(failure) = first_error(status, answer.errors) {
+        return Err(failure);
     }
     answer.data.ok_or_else(|| Failure(format!("HTTP_{status}")))
+}
+
+/// The first error's `extensions.code` (`HTTP_<status>` when it has none), if there are errors.
+fn first_error(status: u16, errors: Vec<AnswerError>) -> Option<Failure> {
+    let first = errors.into_iter().next()?;
+    Some(Failure(
+        first
+            .extensions
+            .and_then(|e| e.code)
+            .unwrap_or_else(|| format!("HTTP_{status}")),
+    ))
 }
 
 #[cfg(test)]
@@ -153,6 +169,34 @@ mod tests {
 
     fn answer<T: DeserializeOwned>(body: Value) -> Answer<T> {
         serde_json::from_value(body).expect("an answer")
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Strict {
+        a: u64,
+    }
+
+    #[test]
+    fn an_answer_is_read_into_the_shape_asked_for_or_gives_its_code() {
+        let read_strict = |status, body: Value| read::<Strict>(status, body.to_string().as_bytes());
+        assert_eq!(
+            read_strict(200, json!({"data": {"a": 7, "b": [1]}})),
+            Ok(Strict { a: 7 })
+        );
+        // data of another shape: the error's code when there is one, else the status
+        let failed_field = json!({"errors": [{"message": "x", "extensions": {"code": "NOT_FOUND"}}], "data": {"a": null}});
+        assert_eq!(
+            read_strict(200, failed_field),
+            Err(Failure("NOT_FOUND".into()))
+        );
+        assert_eq!(
+            read_strict(200, json!({"data": {"a": "seven"}})),
+            Err(Failure("HTTP_200".into()))
+        );
+        assert_eq!(
+            read::<Strict>(502, b"<html>bad gateway</html>"),
+            Err(Failure("HTTP_502".into()))
+        );
     }
 
     #[test]
