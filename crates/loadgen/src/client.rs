@@ -62,8 +62,7 @@ impl Client {
     /// Runs `query` with `variables` and reads `data` straight into `T` (no `Value` tree:
     /// fields `T` does not name are skipped without being kept, which makes a page of 50
     /// timeline entries several times cheaper to read than as a `Value`; the load tool shares
-    /// the cores with the server it measures). An answer `T` does not describe fails with
-    /// `HTTP_<status>`.
+    /// the cores with the server it measures). Failures as [`read`] gives them.
     pub async fn run_as<T: DeserializeOwned>(
         &self,
         query: &str,

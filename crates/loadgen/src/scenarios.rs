@@ -96,7 +96,7 @@ pub async fn discover_agents(client: &Client) -> Vec<String> {
         .collect()
 }
 
-/// `data` of [`ops::TIMELINE_PAGE`]: the entries are checked to be JSON and counted, not kept.
+/// `data` of [`ops::TIMELINE_PAGE`]: the entries must be there and be JSON, but are not kept.
 #[derive(Deserialize)]
 struct TimelineData {
     customer: Option<CustomerTimeline>,
