@@ -201,19 +201,25 @@ fn given_a_damaged_store_file_when_verified_then_it_exits_non_zero() {
     let data = dir.path().join("data");
     // In clear, so the reference can be found on disk.
     unsealed_demo(&data, "10", "4");
-    // Change one character of a stored customer reference wherever it is on disk.
-    let db = data.join("db");
-    let mut bytes = std::fs::read(&db).expect("sled file");
+    // Change one character of a stored customer reference wherever it is on disk: the
+    // sled file (projections) and the log's segment files.
+    let mut files = vec![data.join("db")];
+    for entry in std::fs::read_dir(data.join("segments")).expect("segments") {
+        files.push(entry.expect("entry").path());
+    }
     let needle = b"CUST-000005";
     let mut changed = 0;
-    let mut at = 0;
-    while let Some(found) = bytes[at..].windows(needle.len()).position(|w| w == needle) {
-        bytes[at + found + 9] = b'9';
-        changed += 1;
-        at += found + needle.len();
+    for file in files {
+        let mut bytes = std::fs::read(&file).expect("store file");
+        let mut at = 0;
+        while let Some(found) = bytes[at..].windows(needle.len()).position(|w| w == needle) {
+            bytes[at + found + 9] = b'9';
+            changed += 1;
+            at += found + needle.len();
+        }
+        std::fs::write(&file, bytes).expect("write");
     }
-    assert!(changed > 0, "the reference is stored in the sled file");
-    std::fs::write(&db, bytes).expect("write");
+    assert!(changed > 0, "the reference is stored on disk");
     let output = run(&data, &["verify"]);
     assert!(!output.status.success(), "{}", stdout(&output));
     let said = stderr(&output);

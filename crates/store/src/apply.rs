@@ -1,28 +1,24 @@
-//! Owns applying one group of appends to the trees: the idempotency check,
-//! the expected-version check, building hashed envelopes, and updating `log`,
-//! `streams`, `heads`, `event_ids` and `meta` so that a crash keeps the whole
-//! group or none of it.
+//! Owns applying one group of appends: the idempotency check, the
+//! expected-version check, building hashed envelopes, and writing them to
+//! the log and its indexes (`streams`, `heads`, `event_ids`, `meta`) so that
+//! a crash keeps the whole group or none of it.
 //!
 //! Decide first, write after. Every check reads the committed trees plus what
 //! the group's earlier appends staged in memory, so a refused append, a
 //! corrupt read or a storage error while deciding writes nothing. Then, from
-//! this one thread and under the write gate, plain sled inserts: the group's
-//! log entries in position order, then its `streams` and `event_ids` entries,
-//! and last one small transaction that moves the stream heads and `meta`'s
-//! log end together. That transaction is the commit point. A group of a few
-//! events is written in one transaction instead, which costs less for them.
+//! this one thread and under the write gate: the group's records in one
+//! write to the log's segment, the last one flagged as ending a committed
+//! write; that flag is the commit point. Then the index entries: for a
+//! large group plain sled inserts of its `streams` and `event_ids` entries
+//! (under the `indexing` marker in `meta`) and one small transaction that
+//! moves the stream heads and `meta`'s log end; for a group of a few events
+//! all of that in one transaction, which costs less for them.
 //!
-//! A five-tree sled transaction per group did the same in one step, but it
-//! buffered every write, tracked every read and was most of the writer's
-//! time (BENCHMARKS.md, "Appends at 64 writers").
-//!
-//! After a crash: sled recovers a prefix of what one thread wrote (its own
-//! crash tests check exactly that), so every `streams` or `event_ids` entry of
-//! a group that did not reach its commit point has its log entry, past
-//! `meta`'s log end. [`remove_uncommitted`] finds those log entries when the
-//! store opens and removes them with their index entries. Until the flush
-//! that follows the commit nothing of a group is read: reads stop at the
-//! durable position.
+//! The syncer acknowledges the group once the log's segment is synced; sled
+//! flushes the indexes on its own. After a crash, the store's recovery
+//! (`crate::recover`) indexes every committed record sled did not keep and
+//! cuts any unfinished tail. Until the sync nothing of a group is read:
+//! reads stop at the durable position.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -31,11 +27,11 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use uuid::Uuid;
 
-use crate::bulk::{checked_log_end, finish_tx, plain_head, plain_last_position, TxResult};
+use crate::bulk::{checked_log_end, finish_tx, plain_head, IndexEntries, TxResult};
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
-use crate::layout::{decode_u64, position_key, stream_key, Head, META_LAST_POSITION};
+use crate::layout::{decode_u64, stream_key, Head, META_INDEXING, META_LAST_POSITION};
 use crate::trees::Trees;
 
 /// Groups of at most this many events are written in one transaction: for
@@ -73,9 +69,9 @@ pub type Outcome = Result<Applied, StoreError>;
 pub enum GroupFailure {
     /// Deciding failed (a storage read, corruption): nothing was written.
     Unwritten(StoreError),
-    /// Writing failed part way: some of the group may be in the trees, not
-    /// committed. Nothing more may be appended until the store is opened
-    /// again, which removes it ([`remove_uncommitted`]).
+    /// Writing the index entries failed after the group's records reached
+    /// the log. Nothing more may be appended until the store is opened
+    /// again, which indexes them (`crate::recover`).
     PartlyWritten(StoreError),
 }
 
@@ -89,37 +85,7 @@ pub fn apply_group(
     recorded_at: i64,
 ) -> Result<Vec<Outcome>, GroupFailure> {
     let staged = Staged::decide(trees, appends, recorded_at).map_err(GroupFailure::Unwritten)?;
-    let outcomes = staged.write(trees).map_err(GroupFailure::PartlyWritten)?;
-    Ok(outcomes)
-}
-
-/// Removes what a group wrote without reaching its commit point (log
-/// entries past `meta`'s log end, and the `streams` and `event_ids` entries
-/// naming them), so the store opens exactly at its last committed group.
-/// Returns how many log entries were removed. Runs when the store opens.
-pub(crate) fn remove_uncommitted(trees: &Trees) -> Result<u64, StoreError> {
-    let sled_err = |e| StoreError::sled("remove an uncommitted append", e);
-    let committed = plain_last_position(&trees.meta)?;
-    let mut removed = 0u64;
-    for item in trees.log.range(position_key(committed + 1)..) {
-        let (key, bytes) = item.map_err(sled_err)?;
-        let position = decode_u64(&key)
-            .ok_or_else(|| StoreError::corrupt(committed, "a log key is not 8 bytes"))?;
-        let event = codec::decode(position, &bytes)?;
-        let at = position.to_be_bytes();
-        for (index, key) in [
-            (&trees.streams, stream_key(&event.stream_id, event.version)),
-            (&trees.event_ids, event.event_id.as_bytes().to_vec()),
-        ] {
-            // Only an entry naming this position is the group's own.
-            let _ = index
-                .compare_and_swap(&key, Some(&at[..]), None as Option<&[u8]>)
-                .map_err(sled_err)?;
-        }
-        trees.log.remove(key).map_err(sled_err)?;
-        removed += 1;
-    }
-    Ok(removed)
+    staged.write(trees)
 }
 
 /// A group decided and not yet written.
@@ -261,16 +227,12 @@ impl<'a> Staged<'a> {
                 )),
             };
         }
-        let bytes = trees
-            .log
-            .get(position_key(position))
-            .map_err(|e| StoreError::sled("read log", e))?
-            .ok_or_else(|| {
-                StoreError::corrupt(
-                    position,
-                    format!("event_ids points {id} at a missing log entry"),
-                )
-            })?;
+        let bytes = trees.log.get(position)?.ok_or_else(|| {
+            StoreError::corrupt(
+                position,
+                format!("event_ids points {id} at a missing log entry"),
+            )
+        })?;
         Ok(Cow::Owned(codec::decode(position, &bytes)?))
     }
 
@@ -322,64 +284,57 @@ impl<'a> Staged<'a> {
 
     /// Writes what was decided (see the module doc for the order) and
     /// returns the outcomes.
-    fn write(self, trees: &Trees) -> Result<Vec<Outcome>, StoreError> {
-        if self.events.len() > ONE_TRANSACTION_UP_TO {
-            self.put_entries(trees)?;
-            self.commit(trees)?;
-        } else if !self.events.is_empty() {
-            self.commit_all(trees)?;
+    fn write(self, trees: &Trees) -> Result<Vec<Outcome>, GroupFailure> {
+        if self.events.is_empty() {
+            return Ok(self.outcomes);
         }
+        // If the log write fails, the log is as it was: nothing is written.
+        trees
+            .log
+            .append(
+                self.start + 1,
+                self.events.iter().map(|(_, envelope)| envelope.as_slice()),
+                true,
+            )
+            .map_err(GroupFailure::Unwritten)?;
+        let indexed = if self.events.len() > ONE_TRANSACTION_UP_TO {
+            self.put_entries(trees).and_then(|()| self.commit(trees))
+        } else {
+            self.commit_all(trees)
+        };
+        indexed.map_err(GroupFailure::PartlyWritten)?;
         Ok(self.outcomes)
     }
 
-    /// A small group: everything in one transaction (nothing to remove after
-    /// a crash). Its reads were made while deciding; this only writes.
+    /// A small group: its index entries, heads and log end in one
+    /// transaction. Its reads were made while deciding; this only writes.
     fn commit_all(&self, trees: &Trees) -> Result<(), StoreError> {
-        let result = (
-            &trees.log,
-            &trees.streams,
-            &trees.event_ids,
-            &trees.heads,
-            &trees.meta,
-        )
-            .transaction(|(log, streams, event_ids, heads, meta)| {
-                for (event, envelope) in &self.events {
+        let result = (&trees.streams, &trees.event_ids, &trees.heads, &trees.meta).transaction(
+            |(streams, event_ids, heads, meta)| {
+                for (event, _) in &self.events {
                     let position = event.position.to_be_bytes();
-                    log.insert(&position_key(event.position), envelope.as_slice())?;
                     streams.insert(stream_key(&event.stream_id, event.version), &position)?;
                     event_ids.insert(event.event_id.as_bytes(), &position)?;
                 }
                 self.move_heads_and_end(heads, meta)
-            });
+            },
+        );
         finish_tx(result, "append")
     }
 
-    /// The log entries in position order, then the `streams` and
-    /// `event_ids` entries naming them: none of it committed yet.
+    /// The `streams` and `event_ids` entries of a large group, not
+    /// committed yet.
     fn put_entries(&self, trees: &Trees) -> Result<(), StoreError> {
-        let sled_err = |e| StoreError::sled("append", e);
-        for (event, envelope) in &self.events {
-            trees
-                .log
-                .insert(position_key(event.position), envelope.as_slice())
-                .map_err(sled_err)?;
-        }
+        let mut entries = IndexEntries::default();
         for (event, _) in &self.events {
-            trees
-                .streams
-                .insert(
-                    stream_key(&event.stream_id, event.version),
-                    &event.position.to_be_bytes(),
-                )
-                .map_err(sled_err)?;
+            entries.push(
+                &event.stream_id,
+                event.version,
+                &event.event_id,
+                event.position,
+            );
         }
-        for (event, _) in &self.events {
-            trees
-                .event_ids
-                .insert(event.event_id.as_bytes(), &event.position.to_be_bytes())
-                .map_err(sled_err)?;
-        }
-        Ok(())
+        entries.put(trees)
     }
 
     /// The commit point: the stream heads and `meta`'s log end move together.
@@ -400,6 +355,7 @@ impl<'a> Staged<'a> {
             heads.insert(stream.as_bytes(), &head.encode()[..])?;
         }
         meta.insert(META_LAST_POSITION, &self.last_position().to_be_bytes())?;
+        meta.remove(META_INDEXING)?;
         Ok(())
     }
 }
@@ -407,11 +363,39 @@ impl<'a> Staged<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bulk::plain_last_position;
     use crate::event::sample_event as event;
 
-    fn trees() -> Trees {
+    /// A store's trees and log in a temporary directory.
+    struct Scratch {
+        trees: Trees,
+        _dir: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for Scratch {
+        type Target = Trees;
+        fn deref(&self) -> &Trees {
+            &self.trees
+        }
+    }
+
+    fn trees() -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().temporary(true).open().unwrap();
-        Trees::open(&db).unwrap()
+        let trees = Trees::open(&db, &dir.path().join("segments"), 1 << 20).unwrap();
+        Scratch { trees, _dir: dir }
+    }
+
+    fn log_of(trees: &Trees) -> Vec<(u64, Vec<u8>)> {
+        let mut records = Vec::new();
+        trees
+            .log
+            .visit::<StoreError>(1, u64::MAX, |position, bytes| {
+                records.push((position, bytes.to_vec()));
+                Ok(true)
+            })
+            .unwrap();
+        records
     }
 
     fn written(outcome: &Outcome) -> AppendResult {
@@ -510,8 +494,8 @@ mod tests {
         let dump = |tree: &sled::Tree| -> Vec<(sled::IVec, sled::IVec)> {
             tree.iter().map(|item| item.unwrap()).collect()
         };
+        assert_eq!(log_of(&large), log_of(&small), "log");
         for (name, l, s) in [
-            ("log", &large.log, &small.log),
             ("streams", &large.streams, &small.streams),
             ("heads", &large.heads, &small.heads),
             ("event_ids", &large.event_ids, &small.event_ids),
@@ -519,73 +503,133 @@ mod tests {
         ] {
             assert_eq!(dump(l), dump(s), "{name}");
         }
-        assert_eq!(large.log.len(), 15);
+        assert_eq!(log_of(&large).len(), 15);
         assert_eq!(large.event_ids.len(), 15);
         assert_eq!(large.streams.len(), 15);
         assert_eq!(plain_last_position(&large.meta).unwrap(), 15);
     }
 
-    #[test]
-    fn a_group_written_without_its_commit_is_removed_and_its_appends_can_be_made_again() {
-        // Given a committed group: `a` at versions 1-2 (positions 1-2)
+    /// `a` at versions 1-2 (positions 1-2) committed, and a group (a at
+    /// version 3, c at version 1) decided on top of it.
+    fn committed_and_next() -> (Scratch, [Vec<NewEvent>; 3]) {
         let trees = trees();
-        let committed = vec![event(), event()];
-        let append = |stream, expected, events| Append {
-            stream,
-            expected,
-            events,
-        };
+        let events = [vec![event(), event()], vec![event()], vec![event()]];
         apply_group(
             &trees,
-            &[append("a", ExpectedVersion::NoStream, &committed)],
+            &[Append {
+                stream: "a",
+                expected: ExpectedVersion::NoStream,
+                events: &events[0],
+            }],
             7,
         )
         .unwrap();
-        // and a group (a at version 3, c at version 1) whose entries were written but
-        // whose commit never happened (a crash between the two)
-        let more = vec![event()];
-        let fresh = vec![event()];
-        let group = [
-            append("a", ExpectedVersion::Exact(2), &more),
-            append("c", ExpectedVersion::NoStream, &fresh),
-        ];
+        (trees, events)
+    }
+
+    fn next_group(events: &[Vec<NewEvent>; 3]) -> [Append<'_>; 2] {
+        [
+            Append {
+                stream: "a",
+                expected: ExpectedVersion::Exact(2),
+                events: &events[1],
+            },
+            Append {
+                stream: "c",
+                expected: ExpectedVersion::NoStream,
+                events: &events[2],
+            },
+        ]
+    }
+
+    #[test]
+    fn a_group_whose_records_reached_the_log_is_indexed_whole_when_the_store_opens() {
+        // Given the next group's records in the log, flagged as committed, and
+        // its index entries written but not its commit (a crash between the two)
+        let (trees, events) = committed_and_next();
+        let group = next_group(&events);
         let staged = Staged::decide(&trees, &group, 7).unwrap();
+        trees
+            .log
+            .append(3, staged.events.iter().map(|(_, e)| e.as_slice()), true)
+            .unwrap();
         staged.put_entries(&trees).unwrap();
-        assert_eq!(trees.log.len(), 4);
         // When the store opens
-        let removed = remove_uncommitted(&trees).unwrap();
-        // Then the uncommitted entries are gone and the committed ones stand
-        assert_eq!(removed, 2);
-        assert_eq!(trees.log.len(), 2);
+        let recovered = crate::recover::recover(&trees).unwrap();
+        // Then the group is committed whole: indexed, heads and log end moved
+        assert_eq!(recovered.indexed, 2);
+        assert_eq!(plain_last_position(&trees.meta).unwrap(), 4);
+        let head = Head::decode("c", &trees.heads.get("c").unwrap().unwrap()).unwrap();
+        assert_eq!((head.version, head.position), (1, 4));
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 3)), Some(3));
+        assert!(trees.meta.get(META_INDEXING).unwrap().is_none());
+        // and making the same appends again finds them stored
+        let outcomes = apply_group(&trees, &group, 7).unwrap();
+        assert!(matches!(outcomes[0], Ok(Applied::Duplicate(_))));
+        assert!(matches!(outcomes[1], Ok(Applied::Duplicate(_))));
+        // and opening again changes nothing
+        assert_eq!(
+            crate::recover::recover(&trees).unwrap(),
+            crate::recover::Recovered::default()
+        );
+    }
+
+    #[test]
+    fn index_entries_of_records_the_log_lost_are_removed_and_their_appends_can_be_made_again() {
+        // Given the next group's index entries written, and its records not in
+        // the log (lost in a power cut)
+        let (trees, events) = committed_and_next();
+        let group = next_group(&events);
+        Staged::decide(&trees, &group, 7)
+            .unwrap()
+            .put_entries(&trees)
+            .unwrap();
+        // When the store opens
+        let recovered = crate::recover::recover(&trees).unwrap();
+        // Then the entries naming nothing are gone and the committed ones stand
+        assert_eq!(recovered.stale, 4);
         assert_eq!(position_of(&trees.streams, &stream_key("a", 3)), None);
         assert_eq!(position_of(&trees.streams, &stream_key("c", 1)), None);
         assert_eq!(position_of(&trees.streams, &stream_key("a", 2)), Some(2));
         assert_eq!(
-            position_of(&trees.event_ids, more[0].event_id.as_bytes()),
+            position_of(&trees.event_ids, events[1][0].event_id.as_bytes()),
             None
         );
         assert_eq!(
-            position_of(&trees.event_ids, fresh[0].event_id.as_bytes()),
-            None
-        );
-        assert_eq!(
-            position_of(&trees.event_ids, committed[1].event_id.as_bytes()),
+            position_of(&trees.event_ids, events[0][1].event_id.as_bytes()),
             Some(2)
         );
         assert!(trees.heads.get("c").unwrap().is_none());
-        // and the same appends are written anew (not taken for repeats), at the same
-        // positions
+        // and the same appends are written anew (not taken for repeats), at the
+        // same positions
         let outcomes = apply_group(&trees, &group, 7).unwrap();
         assert_eq!(written(&outcomes[0]).first_position, 3);
         assert_eq!(written(&outcomes[1]).first_position, 4);
-        // and opening again removes nothing
-        assert_eq!(remove_uncommitted(&trees).unwrap(), 0);
     }
 
     #[test]
-    fn a_log_entry_past_the_end_that_does_not_decode_stops_the_opening() {
-        // Given a committed event at position 1, and at position 2 an envelope that
-        // claims another position
+    fn an_unfinished_write_at_the_end_of_the_log_is_cut_when_the_store_opens() {
+        // Given the next group's records in the log without the commit flag
+        let (trees, events) = committed_and_next();
+        let group = next_group(&events);
+        let staged = Staged::decide(&trees, &group, 7).unwrap();
+        trees
+            .log
+            .append(3, staged.events.iter().map(|(_, e)| e.as_slice()), false)
+            .unwrap();
+        // When the store opens
+        let recovered = crate::recover::recover(&trees).unwrap();
+        // Then they are cut, and the appends are written anew at the same positions
+        assert_eq!(recovered.cut, 2);
+        assert_eq!(trees.log.last_position(), 2);
+        let outcomes = apply_group(&trees, &group, 7).unwrap();
+        assert_eq!(written(&outcomes[1]).last_position, 4);
+    }
+
+    #[test]
+    fn a_committed_record_past_the_end_that_does_not_decode_stops_the_opening() {
+        // Given a committed event at position 1, and at position 2 a record
+        // flagged as committed whose envelope claims another position
         let trees = trees();
         let one = vec![event()];
         apply_group(
@@ -598,18 +642,18 @@ mod tests {
             7,
         )
         .unwrap();
-        let envelope = trees.log.get(position_key(1)).unwrap().unwrap();
-        trees.log.insert(position_key(2), envelope).unwrap();
-        // When the store opens, it refuses with a typed error and removes nothing
+        let envelope = trees.log.get(1).unwrap().unwrap();
+        trees
+            .log
+            .append(2, [envelope.as_slice()].into_iter(), true)
+            .unwrap();
+        // When the store opens, it refuses with a typed error and the log stays
         assert!(matches!(
-            remove_uncommitted(&trees),
+            crate::recover::recover(&trees),
             Err(StoreError::Corrupt { position: 2, .. })
         ));
-        assert_eq!(trees.log.len(), 2);
+        assert_eq!(trees.log.last_position(), 2);
+        assert_eq!(plain_last_position(&trees.meta).unwrap(), 1);
         assert_eq!(position_of(&trees.streams, &stream_key("a", 1)), Some(1));
-        assert_eq!(
-            position_of(&trees.event_ids, one[0].event_id.as_bytes()),
-            Some(1)
-        );
     }
 }

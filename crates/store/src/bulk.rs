@@ -12,30 +12,28 @@
 //! simulated history hashes the same whenever it is loaded.
 //!
 //! How it is written: under the store's write gate (so the single writer and
-//! imports wait), every envelope is built first; then the log entries, the
-//! `streams` entries and the `event_ids` entries are inserted in key order as
-//! plain sled inserts (a sled transaction buffers writes in a hash map and
-//! applies them in hash order, which made loading 1.6x slower), and finally
-//! one small transaction moves the stream heads and `meta`'s log end: that is
-//! the commit point. Before the first insert a marker in `meta` naming the
-//! first position is made durable; until the commit nothing of it is visible
-//! (reads stop at the durable position), and after a crash [`recover`] finds
-//! the marker when the store is opened and removes everything written from
-//! that position on.
+//! imports wait), every envelope is built first; then they go to the log's
+//! segment in one write whose last record is flagged as committed, then the
+//! `streams` and `event_ids` entries are inserted in key order as plain sled
+//! inserts (a sled transaction buffers writes in a hash map and applies them
+//! in hash order, which made loading 1.6x slower), and finally one small
+//! transaction moves the stream heads and `meta`'s log end. A marker in
+//! `meta` ([`META_INDEXING`]) is there while the index entries are written;
+//! nothing of it is visible until the log is synced (reads stop at the
+//! durable position), and after a crash the store's recovery
+//! (`crate::recover`) keeps it whole if its records reached the log and
+//! removes every index entry of it otherwise.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::codec;
 use crate::error::StoreError;
-use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
-use crate::layout::{
-    decode_last_position, decode_u64, position_key, stream_key, Head, META_BULK_FROM,
-    META_LAST_POSITION,
-};
+use crate::event::{AppendResult, ExpectedVersion, NewEvent};
+use crate::layout::{decode_last_position, stream_key, Head, META_INDEXING, META_LAST_POSITION};
 use crate::store::Store;
 use crate::validate;
 
@@ -69,10 +67,6 @@ pub enum RecordedAt {
 
 pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-pub(crate) fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
-}
-
 pub(crate) fn finish_tx<T>(
     result: Result<T, TransactionError<StoreError>>,
     operation: &'static str,
@@ -81,19 +75,6 @@ pub(crate) fn finish_tx<T>(
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StoreError::sled(operation, e),
     })
-}
-
-/// The log's last position as `meta` records it, inside a transaction.
-pub(crate) fn tx_last_position(meta: &TransactionalTree) -> TxResult<u64> {
-    decode_last_position(meta.get(META_LAST_POSITION)?.as_deref()).map_err(abort)
-}
-
-/// A stream's head inside a transaction, `None` if the stream has no events.
-pub(crate) fn tx_head(heads: &TransactionalTree, stream: &str) -> TxResult<Option<Head>> {
-    match heads.get(stream.as_bytes())? {
-        Some(bytes) => Ok(Some(Head::decode(stream, &bytes).map_err(abort)?)),
-        None => Ok(None),
-    }
 }
 
 /// The log's last position as `meta` records it (0 for an empty store).
@@ -116,74 +97,72 @@ pub(crate) fn plain_head(heads: &sled::Tree, stream: &str) -> Result<Option<Head
 }
 
 /// The log's last position as `meta` records it, checked against the log:
-/// the next position must be free (else the store is corrupt).
+/// the log must end there too (else the store is corrupt, or a write failed
+/// part way and the store must be opened again).
 pub(crate) fn checked_log_end(trees: &crate::trees::Trees) -> Result<u64, StoreError> {
     let last = plain_last_position(&trees.meta)?;
-    let next = last + 1;
-    if trees
-        .log
-        .contains_key(position_key(next))
-        .map_err(|e| StoreError::sled("read log", e))?
-    {
+    let end = trees.log.last_position();
+    if end != last {
         return Err(StoreError::corrupt(
-            next,
-            format!("meta says the log ends at {last}, but position {next} is taken"),
+            last + 1,
+            format!("meta says the log ends at {last}, but it ends at {end}"),
         ));
     }
     Ok(last)
 }
 
-/// Removes what an interrupted bulk append wrote (envelopes from the
-/// position its `meta` marker names, and every `streams` / `event_ids` entry
-/// naming such a position), so the store reopens exactly at its last
-/// committed append; then drops the marker. Returns how many envelopes were
-/// removed. Runs when the store is opened; the index scans happen only after
-/// such an interruption.
-pub(crate) fn recover(trees: &crate::trees::Trees) -> Result<u64, StoreError> {
-    let sled_err = |e| StoreError::sled("remove an interrupted bulk append", e);
-    let Some(bytes) = trees.meta.get(META_BULK_FROM).map_err(sled_err)? else {
-        return Ok(0);
-    };
-    let from = decode_u64(&bytes)
-        .ok_or_else(|| StoreError::corrupt(0, "meta bulk_from is not 8 bytes"))?;
-    let committed = plain_last_position(&trees.meta)?;
-    if committed >= from {
-        // The commit point was reached; only the marker is left over.
-        trees.meta.remove(META_BULK_FROM).map_err(sled_err)?;
-        return Ok(0);
-    }
-    let mut removed = 0u64;
-    for item in trees.log.range(position_key(from)..) {
-        let (key, _) = item.map_err(sled_err)?;
-        trees.log.remove(key).map_err(sled_err)?;
-        removed += 1;
-    }
-    for index in [&trees.streams, &trees.event_ids] {
-        for item in index.iter() {
-            let (key, value) = item.map_err(sled_err)?;
-            if decode_u64(&value).is_some_and(|position| position >= from) {
-                index.remove(key).map_err(sled_err)?;
-            }
-        }
-    }
-    trees.meta.remove(META_BULK_FROM).map_err(sled_err)?;
-    Ok(removed)
+/// Index entries to put: `streams` (key, position) and `event_ids` (id,
+/// position).
+#[derive(Debug, Default)]
+pub(crate) struct IndexEntries {
+    /// The first position they name.
+    pub first: u64,
+    /// `streams` entries.
+    pub streams: Vec<(Vec<u8>, [u8; 8])>,
+    /// `event_ids` entries.
+    pub ids: Vec<([u8; 16], [u8; 8])>,
 }
 
-/// Writes one finished envelope and its `streams` and `event_ids` entries.
-/// The caller updates `heads` and `meta`.
-pub(crate) fn tx_put_event(
-    log: &TransactionalTree,
-    streams: &TransactionalTree,
-    event_ids: &TransactionalTree,
-    event: &RecordedEvent,
-) -> TxResult<()> {
-    let envelope = codec::encode(event).map_err(abort)?;
-    let position_bytes = event.position.to_be_bytes();
-    log.insert(&position_key(event.position), envelope)?;
-    streams.insert(stream_key(&event.stream_id, event.version), &position_bytes)?;
-    event_ids.insert(event.event_id.as_bytes(), &position_bytes)?;
-    Ok(())
+impl IndexEntries {
+    /// Adds the entries of the event at `position`.
+    pub fn push(&mut self, stream: &str, version: u64, id: &uuid::Uuid, position: u64) {
+        if self.streams.is_empty() {
+            self.first = position;
+        }
+        self.streams
+            .push((stream_key(stream, version), position.to_be_bytes()));
+        self.ids.push((*id.as_bytes(), position.to_be_bytes()));
+    }
+
+    /// Puts the entries (of events already in the log) as plain inserts,
+    /// each tree in key order, under the [`META_INDEXING`] marker; the
+    /// caller's commit transaction removes the marker. Shared by the
+    /// writer's large groups, bulk appends and imports.
+    pub fn put(mut self, trees: &crate::trees::Trees) -> Result<(), StoreError> {
+        if self.streams.is_empty() {
+            return Ok(());
+        }
+        let sled_err = |e| StoreError::sled("index appended events", e);
+        trees
+            .meta
+            .insert(META_INDEXING, &self.first.to_be_bytes())
+            .map_err(sled_err)?;
+        self.streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in &self.streams {
+            trees
+                .streams
+                .insert(&key[..], &value[..])
+                .map_err(sled_err)?;
+        }
+        self.ids.sort_unstable_by_key(|a| a.0);
+        for (key, value) in &self.ids {
+            trees
+                .event_ids
+                .insert(&key[..], &value[..])
+                .map_err(sled_err)?;
+        }
+        Ok(())
+    }
 }
 
 /// The store's clock: unix milliseconds UTC (0 before 1970).
@@ -248,8 +227,7 @@ impl Store {
         let mut position = last;
         let mut results = Vec::with_capacity(appends.len());
         let mut envelopes = Vec::new();
-        let mut stream_entries = Vec::new();
-        let mut id_entries = Vec::new();
+        let mut entries = IndexEntries::default();
         for append in appends {
             let stream = append.stream.as_str();
             let head = match heads.get(stream) {
@@ -285,9 +263,8 @@ impl Store {
                 };
                 let event = new.record(stream, position, version, at, prev_hash);
                 prev_hash = event.hash;
-                envelopes.push((position_key(position), codec::encode(&event)?));
-                stream_entries.push((stream_key(stream, version), position.to_be_bytes()));
-                id_entries.push((*new.event_id.as_bytes(), position.to_be_bytes()));
+                envelopes.push(codec::encode(&event)?);
+                entries.push(stream, version, &new.event_id, position);
             }
             heads.insert(
                 stream,
@@ -303,32 +280,12 @@ impl Store {
                 next_version: version + 1,
             });
         }
-        // Then write in key order: until `meta` moves, none of it is part of
-        // the log (reads stop at the durable position). The durable marker
-        // says where an interrupted write starts; see `recover`.
-        let sled_err = |e| StoreError::sled("bulk append", e);
+        // Then the log (one write, flagged as committed), then the index
+        // entries under their marker (see `IndexEntries::put`).
         trees
-            .meta
-            .insert(META_BULK_FROM, &(last + 1).to_be_bytes())
-            .map_err(sled_err)?;
-        self.sync_to_disk()?;
-        for (key, envelope) in envelopes {
-            trees.log.insert(key, envelope).map_err(sled_err)?;
-        }
-        stream_entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, value) in &stream_entries {
-            trees
-                .streams
-                .insert(&key[..], &value[..])
-                .map_err(sled_err)?;
-        }
-        id_entries.sort_unstable_by_key(|a| a.0);
-        for (key, value) in &id_entries {
-            trees
-                .event_ids
-                .insert(&key[..], &value[..])
-                .map_err(sled_err)?;
-        }
+            .log
+            .append(last + 1, envelopes.iter().map(Vec::as_slice), true)?;
+        entries.put(trees)?;
         // The commit point: the heads and the log's end move together.
         let outcome = (&trees.heads, &trees.meta).transaction(|(tx_heads, meta)| {
             for (stream, head) in &heads {
@@ -337,7 +294,7 @@ impl Store {
                 }
             }
             meta.insert(META_LAST_POSITION, &position.to_be_bytes())?;
-            meta.remove(META_BULK_FROM)?;
+            meta.remove(META_INDEXING)?;
             Ok(())
         });
         finish_tx(outcome, "bulk append commit")?;
@@ -402,56 +359,73 @@ mod tests {
         assert!(store.verify().expect("verify").is_ok());
     }
 
-    #[test]
-    fn given_a_bulk_interrupted_before_its_commit_when_reopened_then_it_is_gone() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (committed, uncommitted) = {
-            let store = Store::open(dir.path()).expect("open");
-            store
-                .append_bulk(
-                    &[append("a", ExpectedVersion::NoStream, &[1, 2])],
-                    RecordedAt::OccurredAt,
-                )
-                .expect("bulk");
-            // Given what a bulk append writes before its commit point (the
-            // marker, envelopes and index entries of positions 3..=4), then a crash
-            let second =
-                Store::open(tempfile::tempdir().expect("tempdir").path()).expect("scratch store");
-            second
-                .append_bulk(
-                    &[append("a", ExpectedVersion::NoStream, &[1, 2, 3, 4])],
-                    RecordedAt::OccurredAt,
-                )
-                .expect("scratch bulk");
-            let trees = store.trees();
+    /// A store holding `a` v1..=2 (positions 1..=2), left as a bulk append
+    /// of positions 3..=4 leaves it when the process stops before its commit
+    /// point: its marker and index entries written, and its records in the
+    /// log (flagged as committed) or not (lost in a power cut).
+    fn interrupted_bulk(dir: &std::path::Path, records_in_log: bool) {
+        let store = Store::open(dir).expect("open");
+        store
+            .append_bulk(
+                &[append("a", ExpectedVersion::NoStream, &[1, 2])],
+                RecordedAt::OccurredAt,
+            )
+            .expect("bulk");
+        // The same history one bulk append further, to copy its events from
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let second = Store::open(scratch.path()).expect("scratch store");
+        second
+            .append_bulk(
+                &[append("a", ExpectedVersion::NoStream, &[1, 2, 3, 4])],
+                RecordedAt::OccurredAt,
+            )
+            .expect("scratch bulk");
+        let events = second.read_all_raw(3, 2, None).expect("read");
+        let trees = store.trees();
+        if records_in_log {
+            let envelopes: Vec<Vec<u8>> = events
+                .iter()
+                .map(|e| codec::encode(e).expect("encode"))
+                .collect();
             trees
-                .meta
-                .insert(META_BULK_FROM, &3u64.to_be_bytes())
-                .expect("marker");
-            for position in 3..=4u64 {
-                let event = &second.read_all_raw(position, 1, None).expect("read")[0];
-                tx_free_put(trees, event);
-            }
-            store.sync_to_disk().expect("sync");
-            (2u64, 2u64)
-        };
+                .log
+                .append(3, envelopes.iter().map(Vec::as_slice), true)
+                .expect("log");
+        }
+        let mut entries = IndexEntries::default();
+        for event in &events {
+            entries.push(
+                &event.stream_id,
+                event.version,
+                &event.event_id,
+                event.position,
+            );
+        }
+        entries.put(trees).expect("index entries");
+        store.trees().meta.flush().expect("flush");
+        store.sync_to_disk().expect("sync");
+    }
+
+    #[test]
+    fn given_a_bulk_interrupted_before_its_records_reached_the_log_when_reopened_then_it_is_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        interrupted_bulk(dir.path(), false);
         // When the store is opened again
         let store = Store::open(dir.path()).expect("reopen");
-        // Then the uncommitted events are gone from the log and its indexes
-        assert_eq!(store.head_position(), committed);
-        assert_eq!(store.trees().log.len(), committed as usize);
-        assert_eq!(store.trees().streams.len(), committed as usize);
-        assert_eq!(store.trees().event_ids.len(), committed as usize);
+        // Then nothing of the interrupted events is left in the log or its indexes
+        assert_eq!(store.head_position(), 2);
+        assert_eq!(store.trees().log.last_position(), 2);
+        assert_eq!(store.trees().streams.len(), 2);
+        assert_eq!(store.trees().event_ids.len(), 2);
         assert!(store
             .trees()
             .meta
-            .get(META_BULK_FROM)
+            .get(META_INDEXING)
             .expect("meta")
             .is_none());
         assert_eq!(
             store.event_position(Uuid::from_u128(3)).expect("lookup"),
-            None,
-            "{uncommitted} uncommitted events must not be found"
+            None
         );
         assert!(store.verify().expect("verify").is_ok());
         // And the same events can be appended again, at the same positions
@@ -465,24 +439,42 @@ mod tests {
         assert!(store.verify().expect("verify").is_ok());
     }
 
-    /// Writes an envelope and its index entries the way a bulk append does before its commit.
-    fn tx_free_put(trees: &crate::trees::Trees, event: &RecordedEvent) {
-        let position = event.position.to_be_bytes();
-        trees
-            .log
-            .insert(
-                position_key(event.position),
-                codec::encode(event).expect("encode"),
+    #[test]
+    fn given_a_bulk_interrupted_after_its_records_reached_the_log_when_reopened_then_it_is_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        interrupted_bulk(dir.path(), true);
+        // When the store is opened again
+        let store = Store::open(dir.path()).expect("reopen");
+        // Then the events are stored whole: indexed, at the head, verified
+        assert_eq!(store.head_position(), 4);
+        assert_eq!(store.trees().event_ids.len(), 4);
+        assert_eq!(
+            store.event_position(Uuid::from_u128(4)).expect("lookup"),
+            Some(4)
+        );
+        let a = store
+            .read_stream("a", 1, Direction::Forward, 10)
+            .expect("read");
+        assert_eq!(
+            a.iter().map(|e| e.version).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert!(store
+            .trees()
+            .meta
+            .get(META_INDEXING)
+            .expect("meta")
+            .is_none());
+        assert!(store.verify().expect("verify").is_ok());
+        // And the stream goes on from there
+        let results = store
+            .append_bulk(
+                &[append("a", ExpectedVersion::Exact(4), &[5])],
+                RecordedAt::OccurredAt,
             )
-            .expect("log");
-        trees
-            .streams
-            .insert(stream_key(&event.stream_id, event.version), &position)
-            .expect("streams");
-        trees
-            .event_ids
-            .insert(event.event_id.as_bytes(), &position)
-            .expect("event ids");
+            .expect("append after recovery");
+        assert_eq!(results[0].first_position, 5);
+        assert!(store.verify().expect("verify").is_ok());
     }
 
     #[test]

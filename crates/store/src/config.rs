@@ -20,10 +20,14 @@ pub struct StoreConfig {
     /// Appends that may wait for the writer before callers are slowed down.
     pub queue_capacity: usize,
     /// sled's own background flush interval. Appends never rely on it: each
-    /// group commit flushes before acknowledging. `None` disables it.
+    /// group commit syncs the log's segment before acknowledging, and the
+    /// indexes sled had not flushed are rebuilt from the log when the store
+    /// opens. `None` disables it.
     pub background_flush_ms: Option<u64>,
+    /// A log segment file is closed once it would grow past this many bytes.
+    pub max_segment_bytes: u64,
     /// How far an append is pushed to disk before it is acknowledged
-    /// (default: sled flush + fdatasync).
+    /// (default: `fdatasync` of the log's segment).
     pub sync_mode: SyncMode,
 }
 
@@ -37,6 +41,7 @@ impl StoreConfig {
             max_group_appends: 1024,
             queue_capacity: 8192,
             background_flush_ms: Some(1000),
+            max_segment_bytes: 256 * 1024 * 1024,
             sync_mode: SyncMode::Fsync,
         }
     }
@@ -68,6 +73,13 @@ impl StoreConfig {
     /// Sets how appends are made durable (see [`SyncMode`]).
     pub fn with_sync_mode(mut self, mode: SyncMode) -> StoreConfig {
         self.sync_mode = mode;
+        self
+    }
+
+    /// Sets the size at which a log segment file is closed (at least 1
+    /// byte, at most 2 GiB).
+    pub fn with_max_segment_bytes(mut self, bytes: u64) -> StoreConfig {
+        self.max_segment_bytes = bytes.max(1);
         self
     }
 

@@ -1,50 +1,67 @@
-//! Owns making written data durable: sled's `flush` followed by an
-//! `fdatasync` of sled's data file.
+//! Owns making written data durable: the log's segment (what an
+//! acknowledgement needs) and, when asked, sled's indexes too (sled's
+//! `flush` followed by an `fdatasync` of its data file).
 //!
-//! sled 0.34 writes its log with `pwrite` and then `sync_file_range` on Linux,
-//! which survives a killed process but neither flushes the device's write
-//! cache nor persists a grown file's size, so it does not survive a power cut.
-//! Every acknowledgement therefore waits for [`DiskSync::sync`], which adds a
-//! real `fdatasync` (on the same inode, through our own handle) after sled's
-//! flush. [`SyncMode::SledFlush`] skips it, for benchmarks that want to show
-//! what the fsync costs; it is never the default.
+//! An append is acknowledged once its records are in the log's segment and
+//! that segment is `fdatasync`ed ([`DiskSync::sync`]); the sled trees that
+//! index the log are flushed by sled in the background, and whatever of
+//! them a crash loses is rebuilt from the log when the store opens
+//! ([`crate::recover`]). sled 0.34 writes with `pwrite` and then
+//! `sync_file_range`, which neither flushes the device's write cache nor
+//! persists a grown file's size, so [`DiskSync::sync_all`] adds a real
+//! `fdatasync` after sled's flush. [`SyncMode::NoFsync`] skips the
+//! `fdatasync`s, for benchmarks that want to show what they cost; it is
+//! never the default.
 
 use std::fs::File;
 use std::path::Path;
 
 use crate::error::StoreError;
+use crate::segments::SegmentLog;
 
 /// How far an acknowledged append is pushed towards the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SyncMode {
-    /// sled's flush and an `fdatasync` of the data file: survives power loss.
+    /// `fdatasync` of the log: survives power loss.
     #[default]
     Fsync,
-    /// sled's flush only (`sync_file_range`): survives a killed process, not
-    /// necessarily a power cut. For measurements only.
-    SledFlush,
+    /// Written to the log file, not synced: survives a killed process, not
+    /// a power cut. For measurements only.
+    NoFsync,
 }
 
-/// Flushes a sled database durably.
+/// Syncs the log and the sled database durably.
 #[derive(Debug)]
 pub struct DiskSync {
     db: sled::Db,
+    log: SegmentLog,
+    /// sled's data file, `None` with [`SyncMode::NoFsync`].
     file: Option<File>,
+    /// Fails every sync (tests of what a failed flush does).
+    #[cfg(test)]
+    fail: bool,
+}
+
+fn io(operation: &'static str) -> impl Fn(std::io::Error) -> StoreError {
+    move |e| StoreError::Io {
+        operation,
+        detail: e.to_string(),
+    }
 }
 
 impl DiskSync {
-    /// Prepares durable flushes of `db`, whose directory is `path`. Also
-    /// syncs the directory itself once, so the files sled created survive.
-    pub fn open(db: sled::Db, path: &Path, mode: SyncMode) -> Result<DiskSync, StoreError> {
+    /// Prepares durable syncs of `log` and of `db`, whose directory is
+    /// `path`. Also syncs the directory itself once, so the files sled
+    /// created survive.
+    pub fn open(
+        db: sled::Db,
+        log: SegmentLog,
+        path: &Path,
+        mode: SyncMode,
+    ) -> Result<DiskSync, StoreError> {
         let file = match mode {
-            SyncMode::SledFlush => None,
+            SyncMode::NoFsync => None,
             SyncMode::Fsync => {
-                let io = |operation: &'static str| {
-                    move |e: std::io::Error| StoreError::Io {
-                        operation,
-                        detail: e.to_string(),
-                    }
-                };
                 let data =
                     File::open(path.join("db")).map_err(io("open the data file for fsync"))?;
                 data.sync_all().map_err(io("fsync the data file"))?;
@@ -54,28 +71,54 @@ impl DiskSync {
                 Some(data)
             }
         };
-        Ok(DiskSync { db, file })
+        Ok(DiskSync {
+            db,
+            log,
+            file,
+            #[cfg(test)]
+            fail: false,
+        })
     }
 
-    /// A `DiskSync` whose `fdatasync` always fails (it syncs `/dev/full`, which
-    /// cannot be synced), for tests of what a failed flush does.
+    /// A `DiskSync` whose syncs always fail, for tests of what a failed
+    /// flush does.
     #[cfg(test)]
-    pub(crate) fn failing(db: sled::Db) -> DiskSync {
-        let file = File::open("/dev/full").expect("open /dev/full");
+    pub(crate) fn failing(db: sled::Db, log: SegmentLog) -> DiskSync {
         DiskSync {
             db,
-            file: Some(file),
+            log,
+            file: None,
+            fail: true,
         }
     }
 
-    /// Makes everything written so far durable.
+    fn check_failing(&self) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.fail {
+            return Err(StoreError::Io {
+                operation: "fdatasync",
+                detail: "failing on purpose (test)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes every record appended to the log so far durable: all an
+    /// acknowledgement needs.
     pub fn sync(&self) -> Result<(), StoreError> {
+        self.check_failing()?;
+        if self.file.is_some() {
+            self.log.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the log and everything written to sled so far durable.
+    pub fn sync_all(&self) -> Result<(), StoreError> {
+        self.sync()?;
         self.db.flush().map_err(|e| StoreError::sled("flush", e))?;
         if let Some(file) = &self.file {
-            file.sync_data().map_err(|e| StoreError::Io {
-                operation: "fdatasync",
-                detail: e.to_string(),
-            })?;
+            file.sync_data().map_err(io("fdatasync"))?;
         }
         Ok(())
     }

@@ -23,19 +23,20 @@
 //! finishes it. Imports expect no concurrent appends (the CLI holds the
 //! store alone); if one happens anyway the affected chunk is refused.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::bulk::{abort, tx_head, tx_last_position, tx_put_event};
+use crate::bulk::{checked_log_end, finish_tx, plain_head, IndexEntries};
 use crate::canonical::compute_hash;
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{Direction, NewEvent, RecordedEvent};
-use crate::layout::{position_key, Head, META_LAST_POSITION};
+use crate::layout::{Head, META_INDEXING, META_LAST_POSITION};
 use crate::store::Store;
 use crate::validate;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 /// Why an import was refused.
@@ -409,114 +410,117 @@ impl<'a> ImportCheck<'a> {
 }
 
 /// Turns a store-level transaction error into an import-level one.
-fn lift(e: ConflictableTransactionError<StoreError>) -> ConflictableTransactionError<ImportError> {
-    match e {
-        ConflictableTransactionError::Abort(e) => ConflictableTransactionError::Abort(e.into()),
-        ConflictableTransactionError::Conflict => ConflictableTransactionError::Conflict,
-        ConflictableTransactionError::Storage(e) => ConflictableTransactionError::Storage(e),
-    }
-}
-
-fn refuse<T>(e: ImportError) -> Result<T, ConflictableTransactionError<ImportError>> {
-    Err(ConflictableTransactionError::Abort(e))
-}
-
 impl Store {
     /// Writes envelopes checked by [`ImportCheck`] as they are, as one
-    /// transaction, and flushes. Envelopes at positions the store already
-    /// holds are skipped if identical (refused otherwise); the others must
-    /// continue the log and every stream's chain. Returns how many were
-    /// written. Blocking.
+    /// write that commits whole, and syncs. Envelopes at positions the store
+    /// already holds are skipped if identical (refused otherwise); the
+    /// others must continue the log and every stream's chain. Returns how
+    /// many were written. Blocking.
     pub fn import_events(&self, events: &[RecordedEvent]) -> Result<u64, ImportError> {
         for event in events {
             check_envelope(event)?;
         }
         let trees = self.trees();
         let _gate = trees.write_gate();
-        let outcome = (
-            &trees.log,
-            &trees.streams,
-            &trees.heads,
-            &trees.event_ids,
-            &trees.meta,
-        )
-            .transaction(|(log, streams, heads, event_ids, meta)| {
-                let mut last = tx_last_position(meta).map_err(lift)?;
-                let mut cache: HashMap<&str, Option<Head>> = HashMap::new();
-                let mut written = 0u64;
-                for event in events {
-                    let position = event.position;
-                    if position <= last {
-                        let Some(bytes) = log.get(position_key(position))? else {
-                            return refuse(
-                                StoreError::corrupt(
-                                    position,
-                                    "the log has a gap below its last position",
-                                )
-                                .into(),
-                            );
+        // Decide first (nothing written): which envelopes are new, and
+        // whether each continues the log and its stream.
+        let start = checked_log_end(trees)?;
+        let mut last = start;
+        let mut heads: HashMap<&str, Option<Head>> = HashMap::new();
+        let mut fresh: Vec<&RecordedEvent> = Vec::new();
+        let mut fresh_ids = HashSet::new();
+        for event in events {
+            let position = event.position;
+            if position <= last {
+                let stored = match position.checked_sub(start + 1) {
+                    Some(index) => Cow::Borrowed(fresh[index as usize]),
+                    None => {
+                        let Some(bytes) = trees.log.get(position)? else {
+                            return Err(StoreError::corrupt(
+                                position,
+                                "the log has a gap below its last position",
+                            )
+                            .into());
                         };
-                        let stored = codec::decode(position, &bytes)
-                            .map_err(abort)
-                            .map_err(lift)?;
-                        check_same_as_stored(&stored, event)
-                            .map_err(ConflictableTransactionError::Abort)?;
-                        continue;
+                        Cow::Owned(codec::decode(position, &bytes)?)
                     }
-                    if position != last + 1 {
-                        return refuse(invalid(
-                            position,
-                            format!(
-                                "the store ends at {last}, so position {} comes next",
-                                last + 1
-                            ),
-                        ));
-                    }
-                    let stream = event.stream_id.as_str();
-                    let head = match cache.get(stream) {
-                        Some(head) => *head,
-                        None => tx_head(heads, stream).map_err(lift)?,
-                    };
-                    let (version, prev) = head.map_or((0, [0; 32]), |h| (h.version, h.hash));
-                    check_continues(event, version, prev)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    if event_ids.get(event.event_id.as_bytes())?.is_some() {
-                        return refuse(invalid(
-                            position,
-                            format!("event id {} is already stored", event.event_id),
-                        ));
-                    }
-                    tx_put_event(log, streams, event_ids, event).map_err(lift)?;
-                    cache.insert(
-                        stream,
-                        Some(Head {
-                            version: event.version,
-                            hash: event.hash,
-                            position,
-                        }),
-                    );
-                    last = position;
-                    written += 1;
-                }
-                for (stream, head) in &cache {
-                    if let Some(head) = head {
-                        heads.insert(stream.as_bytes(), &head.encode()[..])?;
-                    }
-                }
-                if written > 0 {
-                    meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
-                }
-                Ok((written, last))
-            });
-        let (written, last) = outcome.map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => ImportError::Store(StoreError::sled("import", e)),
-        })?;
-        if written > 0 {
-            self.sync_to_disk().map_err(ImportError::Store)?;
-            self.durable().advance(last);
+                };
+                check_same_as_stored(&stored, event)?;
+                continue;
+            }
+            if position != last + 1 {
+                return Err(invalid(
+                    position,
+                    format!(
+                        "the store ends at {last}, so position {} comes next",
+                        last + 1
+                    ),
+                ));
+            }
+            let stream = event.stream_id.as_str();
+            let head = match heads.get(stream) {
+                Some(head) => *head,
+                None => plain_head(&trees.heads, stream)?,
+            };
+            let (version, prev) = head.map_or((0, [0; 32]), |h| (h.version, h.hash));
+            check_continues(event, version, prev)?;
+            let stored_id = trees
+                .event_ids
+                .contains_key(event.event_id.as_bytes())
+                .map_err(|e| StoreError::sled("read event ids", e))?;
+            if stored_id || !fresh_ids.insert(event.event_id) {
+                return Err(invalid(
+                    position,
+                    format!("event id {} is already stored", event.event_id),
+                ));
+            }
+            heads.insert(
+                stream,
+                Some(Head {
+                    version: event.version,
+                    hash: event.hash,
+                    position,
+                }),
+            );
+            fresh.push(event);
+            last = position;
         }
-        Ok(written)
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        // Then the log (one write, flagged as committed), the index entries
+        // and the commit, as a bulk append writes them.
+        let envelopes = fresh
+            .iter()
+            .map(|event| codec::encode(event))
+            .collect::<Result<Vec<_>, _>>()?;
+        trees
+            .log
+            .append(start + 1, envelopes.iter().map(Vec::as_slice), true)?;
+        let mut entries = IndexEntries::default();
+        for event in &fresh {
+            entries.push(
+                &event.stream_id,
+                event.version,
+                &event.event_id,
+                event.position,
+            );
+        }
+        entries.put(trees)?;
+        let outcome = (&trees.heads, &trees.meta).transaction(|(tx_heads, meta)| {
+            for (stream, head) in &heads {
+                if let Some(head) = head {
+                    tx_heads.insert(stream.as_bytes(), &head.encode()[..])?;
+                }
+            }
+            meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
+            meta.remove(META_INDEXING)?;
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        });
+        finish_tx(outcome, "import commit")?;
+        self.sync_to_disk()?;
+        self.durable().advance(last);
+        Ok(fresh.len() as u64)
     }
 }
 

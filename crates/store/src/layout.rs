@@ -1,9 +1,12 @@
 //! Owns the on-disk layout: the names of the store's sled trees and the
 //! byte encoding of their keys and small fixed-size values.
 //!
+//! The envelopes themselves are in the log's segment files (see
+//! `crate::segments`); these trees index them.
+//!
 //! | tree        | key                                   | value                                        |
 //! |-------------|---------------------------------------|----------------------------------------------|
-//! | `log`       | position (u64 BE)                     | MessagePack envelope ([`crate::codec`])      |
+//! | `log`       | position (u64 BE)                     | format 1 only: the envelope (emptied by the upgrade) |
 //! | `streams`   | stream id ‖ `0x00` ‖ version (u64 BE) | position (u64 BE)                            |
 //! | `heads`     | stream id                             | version (u64 BE) ‖ last hash (32) ‖ position (u64 BE) |
 //! | `event_ids` | event id (16 raw UUID bytes)          | position (u64 BE)                            |
@@ -14,7 +17,7 @@
 
 use crate::error::StoreError;
 
-/// Tree of envelopes by global position.
+/// Tree of envelopes by global position (format 1; see [`crate::format`]).
 pub const LOG_TREE: &str = "log";
 /// Tree mapping (stream, version) to position.
 pub const STREAMS_TREE: &str = "streams";
@@ -38,9 +41,15 @@ pub const RESERVED_TREES: [&str; 5] = [
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// `meta` key of the last assigned position (u64 BE).
 pub const META_LAST_POSITION: &[u8] = b"last_position";
-/// Key in `meta` present while a bulk append writes outside a transaction:
-/// the first position it writes (u64 BE). See `bulk::recover`.
+/// Key in `meta` a format-1 bulk append left while it wrote outside a
+/// transaction: the first position it wrote (u64 BE). Read only by the
+/// upgrade to format 2.
 pub const META_BULK_FROM: &[u8] = b"bulk_from";
+/// Key in `meta` present while a write puts index entries (`streams`,
+/// `event_ids`) outside the transaction that commits it: the first position
+/// it writes (u64 BE). Found when the store opens, it means some index
+/// entries may name positions the log does not keep. See `crate::recover`.
+pub const META_INDEXING: &[u8] = b"indexing_from";
 
 /// Key of `position` in `log`.
 pub fn position_key(position: u64) -> [u8; 8] {

@@ -1,14 +1,16 @@
-//! sijil-store: sijil's durable, hash-chained event store on sled.
+//! sijil-store: sijil's durable, hash-chained event store: the log in its own
+//! append-only segment files, indexed in sled.
 //!
 //! The store keeps opaque MessagePack payloads with a type name and schema
 //! version in a global, gap-free log, grouped into streams with optimistic
-//! concurrency. Appends are durable when acknowledged (one flush per group of
-//! concurrent appends), readers never see anything that is not yet on disk,
+//! concurrency. Appends are durable when acknowledged (one `fdatasync` of the
+//! log per group of concurrent appends), readers never see anything that is not yet on disk,
 //! payloads are upcast on read, and [`Store::verify`] re-checks every hash
 //! chain and index.
 //!
 //! Module map: [`event`] (value types), [`error`], [`canonical`] (hashing),
-//! [`layout`] (on-disk keys), [`store`] (the [`Store`]), [`event_log`] (the
+//! [`layout`] (on-disk keys), `segments` (the log's files), `recover`
+//! (making the indexes match the log when the store opens), [`store`] (the [`Store`]), [`event_log`] (the
 //! backend-neutral traits), [`subscription`], [`upcast`], [`verify`],
 //! [`validate`] (limits), [`format`] (format versions), [`config`],
 //! [`bulk`] (many appends, one flush), [`import`] (writing an exported log).
@@ -31,7 +33,9 @@ mod msgpack_check;
 pub mod pg;
 pub mod projections;
 mod read;
+mod recover;
 pub mod replica;
+mod segments;
 pub mod store;
 pub mod subscription;
 mod trees;

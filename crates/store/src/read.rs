@@ -4,7 +4,7 @@
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{Direction, RecordedEvent};
-use crate::layout::{decode_u64, position_key, split_stream_key, stream_key, stream_prefix, Head};
+use crate::layout::{decode_u64, split_stream_key, stream_key, stream_prefix, Head};
 use crate::trees::Trees;
 
 /// The outcome of a bounded log scan.
@@ -20,8 +20,7 @@ pub struct Scan {
 pub fn load(trees: &Trees, position: u64) -> Result<RecordedEvent, StoreError> {
     let bytes = trees
         .log
-        .get(position_key(position))
-        .map_err(|e| StoreError::sled("read log", e))?
+        .get(position)?
         .ok_or_else(|| StoreError::corrupt(position, "an index points at a missing log entry"))?;
     codec::decode(position, &bytes)
 }
@@ -69,28 +68,19 @@ fn scan_into(
         return Ok(());
     }
     let mut scanned = 0usize;
-    for entry in trees.log.range(position_key(from)..=position_key(upto)) {
-        let (key, value) = entry.map_err(|e| StoreError::sled("read log", e))?;
-        let position = decode_u64(&key)
-            .ok_or_else(|| StoreError::corrupt(scan.next, "log key is not 8 bytes"))?;
-        if position != scan.next {
-            return Err(StoreError::corrupt(
-                scan.next,
-                format!(
-                    "log has a gap: position {} is missing (next is {position})",
-                    scan.next
-                ),
-            ));
-        }
-        let event = codec::decode(position, &value)?;
-        scan.next = position + 1;
-        scanned += 1;
-        if types.is_none_or(|t| t.contains(&event.event_type)) {
-            scan.events.push(event);
-        }
-        if scanned >= max_scan || scan.events.len() >= max_match {
-            return Ok(());
-        }
+    trees
+        .log
+        .visit::<StoreError>(from, upto, |position, value| {
+            let event = codec::decode(position, value)?;
+            scan.next = position + 1;
+            scanned += 1;
+            if types.is_none_or(|t| t.contains(&event.event_type)) {
+                scan.events.push(event);
+            }
+            Ok(scanned < max_scan && scan.events.len() < max_match)
+        })?;
+    if scanned >= max_scan || scan.events.len() >= max_match {
+        return Ok(());
     }
     if scan.next <= upto {
         return Err(StoreError::corrupt(
@@ -118,23 +108,14 @@ pub fn visit_log<E: From<StoreError>>(
         return Ok(next);
     }
     let mut scanned = 0usize;
-    for entry in trees.log.range(position_key(next)..=position_key(upto)) {
-        let (key, value) = entry.map_err(|e| StoreError::sled("read log", e))?;
-        let position =
-            decode_u64(&key).ok_or_else(|| StoreError::corrupt(next, "log key is not 8 bytes"))?;
-        if position != next {
-            return Err(StoreError::corrupt(
-                next,
-                format!("log has a gap: position {next} is missing (next is {position})"),
-            )
-            .into());
-        }
-        visit(codec::decode_raw(position, &value)?)?;
+    trees.log.visit::<E>(next, upto, |position, value| {
+        visit(codec::decode_raw(position, value)?)?;
         next = position + 1;
         scanned += 1;
-        if scanned >= max_scan {
-            return Ok(next);
-        }
+        Ok(scanned < max_scan)
+    })?;
+    if scanned >= max_scan {
+        return Ok(next);
     }
     if next <= upto {
         return Err(StoreError::corrupt(
@@ -255,16 +236,7 @@ pub fn event_position(
 
 /// The last position in the log, 0 if empty.
 pub fn last_log_position(trees: &Trees) -> Result<u64, StoreError> {
-    match trees
-        .log
-        .last()
-        .map_err(|e| StoreError::sled("read log", e))?
-    {
-        None => Ok(0),
-        Some((key, _)) => {
-            decode_u64(&key).ok_or_else(|| StoreError::corrupt(0, "last log key is not 8 bytes"))
-        }
-    }
+    Ok(trees.log.last_position())
 }
 
 fn stream_entry_position(stream: &str, value: &[u8]) -> Result<u64, StoreError> {

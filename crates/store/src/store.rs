@@ -23,6 +23,9 @@ use crate::validate;
 use crate::verify::{self, VerifyReport};
 use crate::writer::WriterHandle;
 
+/// The directory, inside the store's, of the log's segment files.
+pub const SEGMENTS_DIR: &str = "segments";
+
 /// The durable event store. Cheap to clone; all clones share one database
 /// and one writer. The database closes when the last clone (including
 /// subscriptions) is dropped.
@@ -59,26 +62,22 @@ impl Store {
     /// by a newer format; older formats are upgraded in place.
     pub fn open_with(config: StoreConfig) -> Result<Store, StoreError> {
         let db = open_db(&config)?;
-        let trees = Trees::open(&db)?;
-        format::check_and_upgrade(&trees.meta, &trees.log)?;
-        let removed = crate::bulk::recover(&trees)?;
-        if removed > 0 {
-            tracing::warn!(
-                removed,
-                "removed the unacknowledged tail of an interrupted bulk append"
-            );
-        }
-        let uncommitted = crate::apply::remove_uncommitted(&trees)?;
-        if uncommitted > 0 {
-            tracing::warn!(
-                removed = uncommitted,
-                "removed the uncommitted tail of an interrupted append"
-            );
-        }
+        let trees = Trees::open(
+            &db,
+            &config.path.join(SEGMENTS_DIR),
+            config.max_segment_bytes,
+        )?;
+        format::check_and_upgrade(&trees)?;
+        crate::recover::recover(&trees)?;
         db.flush()
             .map_err(|e| StoreError::sled("flush after open", e))?;
         let durable = Arc::new(Durable::new(read::last_log_position(&trees)?));
-        let disk = Arc::new(DiskSync::open(db.clone(), &config.path, config.sync_mode)?);
+        let disk = Arc::new(DiskSync::open(
+            db.clone(),
+            trees.log.clone(),
+            &config.path,
+            config.sync_mode,
+        )?);
         let writer = WriterHandle::spawn(
             Arc::clone(&disk),
             trees.clone(),
@@ -131,8 +130,8 @@ impl Store {
         &self.inner.upcasters
     }
 
-    /// Makes everything written so far durable (sled flush + fdatasync), for
-    /// the crate's bulk append and import paths.
+    /// Makes everything appended to the log so far durable (what an
+    /// acknowledgement needs), for the crate's bulk append and import paths.
     pub(crate) fn sync_to_disk(&self) -> Result<(), StoreError> {
         self.inner.disk.sync()
     }

@@ -13,21 +13,21 @@ use crate::canonical::compute_hash;
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::RecordedEvent;
-use crate::layout::{
-    decode_u64, position_key, split_stream_key, stream_key, Head, META_LAST_POSITION,
-};
+use crate::layout::{decode_u64, split_stream_key, stream_key, Head, META_LAST_POSITION};
 use crate::trees::Trees;
 
 /// What kind of problem verification found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum ProblemKind {
-    /// A log key is not an 8-byte position.
+    /// A log key is not an 8-byte position (format 1's `log` tree; the
+    /// segment files of format 2 give each record its position).
     MalformedKey,
     /// A position is missing from the log.
     PositionGap,
     /// The log ends before the durable position.
     LogTruncated,
-    /// An envelope does not decode, or claims another position.
+    /// An envelope does not decode or claims another position, or its
+    /// record in the log's segment fails its checksum.
     Undecodable,
     /// A stream's versions are not 1, 2, 3, ...
     VersionGap,
@@ -129,49 +129,55 @@ fn walk_log(
     report: &mut VerifyReport,
 ) -> Result<Option<VerifyProblem>, StoreError> {
     let mut expected = 1u64;
-    for entry in trees.log.range(..=position_key(durable)) {
-        let (key, value) = entry.map_err(io("verify log"))?;
-        let Some(position) = decode_u64(&key) else {
-            return Ok(Some(problem(
-                expected,
-                None,
-                ProblemKind::MalformedKey,
-                format!("log key of {} bytes", key.len()),
-            )));
-        };
-        if position != expected {
-            return Ok(Some(problem(
-                expected,
-                None,
-                ProblemKind::PositionGap,
-                format!("position {expected} is missing; the log continues at {position}"),
-            )));
-        }
-        let event = match codec::decode(position, &value) {
-            Ok(event) => event,
-            Err(e) => {
-                return Ok(Some(problem(
-                    position,
-                    None,
-                    ProblemKind::Undecodable,
-                    e.to_string(),
-                )))
+    let mut found = None;
+    let walked = trees
+        .log
+        .visit::<StoreError>(1, durable, |position, value| {
+            let event = match codec::decode(position, value) {
+                Ok(event) => event,
+                Err(e) => {
+                    found = Some(problem(
+                        position,
+                        None,
+                        ProblemKind::Undecodable,
+                        e.to_string(),
+                    ));
+                    return Ok(false);
+                }
+            };
+            let chain = chains.get(&event.stream_id).copied();
+            if let Some(p) = check_event(trees, &event, chain)? {
+                found = Some(p);
+                return Ok(false);
             }
-        };
-        let chain = chains.get(&event.stream_id).copied();
-        if let Some(p) = check_event(trees, &event, chain)? {
-            return Ok(Some(p));
-        }
-        chains.insert(
-            event.stream_id.clone(),
-            Chain {
-                version: event.version,
-                hash: event.hash,
+            chains.insert(
+                event.stream_id.clone(),
+                Chain {
+                    version: event.version,
+                    hash: event.hash,
+                    position,
+                },
+            );
+            report.events_checked += 1;
+            expected += 1;
+            Ok(true)
+        });
+    match walked {
+        // A record that is damaged in the segment file (its checksum, its
+        // length or its position do not hold).
+        Err(StoreError::Corrupt { position, detail }) => {
+            return Ok(Some(problem(
                 position,
-            },
-        );
-        report.events_checked += 1;
-        expected += 1;
+                None,
+                ProblemKind::Undecodable,
+                detail,
+            )))
+        }
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    if let Some(found) = found {
+        return Ok(Some(found));
     }
     let last = expected - 1;
     if last < durable {
@@ -480,10 +486,7 @@ pub fn verify_stream(
             break;
         }
         let version = split_stream_key(&key).map(|(_, v)| v);
-        let bytes = trees
-            .log
-            .get(position_key(position))
-            .map_err(io("verify log"))?;
+        let bytes = trees.log.get(position)?;
         let Some(bytes) = bytes else {
             report.problem = Some(problem(
                 position,

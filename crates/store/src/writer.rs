@@ -251,7 +251,7 @@ impl Syncer {
             self.in_flight.fetch_sub(settled, Ordering::AcqRel);
         }
         if self.failed.get().is_none() {
-            if let Err(e) = self.disk.sync() {
+            if let Err(e) = self.disk.sync_all() {
                 tracing::error!(error = %e, "final flush of the event store failed");
             }
         }
@@ -327,12 +327,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn after_a_failed_flush_nothing_is_acknowledged_and_the_durable_position_stays() {
         // Given a writer whose flushes fail
+        let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let trees = Trees::open(&db).unwrap();
+        let trees = Trees::open(&db, dir.path(), 1 << 20).unwrap();
         let durable = Arc::new(Durable::new(0));
         let writer = Arc::new(
             WriterHandle::spawn(
-                Arc::new(DiskSync::failing(db.clone())),
+                Arc::new(DiskSync::failing(db.clone(), trees.log.clone())),
                 trees,
                 Arc::clone(&durable),
                 64,

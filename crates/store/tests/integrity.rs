@@ -2,11 +2,15 @@
 //! corrupt and truncated envelopes, tampered indexes, and format versions.
 
 mod common;
+mod segment_files;
 
 use std::path::Path;
 
 use common::{event, events, Note};
-use sijil_store::layout::{HEADS_TREE, LOG_TREE, META_FORMAT_VERSION, META_TREE, STREAMS_TREE};
+use segment_files::edit_record;
+use sijil_store::layout::{
+    HEADS_TREE, LOG_TREE, META_FORMAT_VERSION, META_LAST_POSITION, META_TREE, STREAMS_TREE,
+};
 use sijil_store::{Direction, ExpectedVersion, ProblemKind, Store, StoreError};
 
 /// Fills a store at `dir` with 10 events over two streams, the fifth (in
@@ -37,25 +41,11 @@ async fn fill(dir: &Path) -> Vec<u8> {
     payload
 }
 
-/// Rewrites the raw log value at `position` with `edit`.
-fn edit_log(dir: &Path, position: u64, edit: impl FnOnce(&mut Vec<u8>)) {
-    let store = Store::open(dir).expect("open");
-    let log = store.db().open_tree(LOG_TREE).expect("log tree");
-    let mut value = log
-        .get(position.to_be_bytes())
-        .expect("get")
-        .expect("present")
-        .to_vec();
-    edit(&mut value);
-    log.insert(position.to_be_bytes(), value).expect("insert");
-    store.db().flush().expect("flush");
-}
-
 #[tokio::test]
 async fn flipped_payload_byte_is_pinpointed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let payload = fill(dir.path()).await;
-    edit_log(dir.path(), 5, |value| {
+    edit_record(dir.path(), 5, true, |value| {
         let at = value
             .windows(payload.len())
             .position(|w| w == payload.as_slice())
@@ -81,10 +71,10 @@ async fn flipped_payload_byte_is_pinpointed() {
 async fn garbage_and_truncated_envelopes_are_corrupt_not_panics() {
     let dir = tempfile::tempdir().expect("temp dir");
     fill(dir.path()).await;
-    edit_log(dir.path(), 3, |value| {
+    edit_record(dir.path(), 3, true, |value| {
         *value = b"\xffnot an envelope".to_vec()
     });
-    edit_log(dir.path(), 6, |value| value.truncate(value.len() / 2));
+    edit_record(dir.path(), 6, true, |value| value.truncate(value.len() / 2));
     let store = Store::open(dir.path()).expect("reopen");
     let is_corrupt_at = |r: Result<Vec<sijil_store::RecordedEvent>, StoreError>, at: u64| match r {
         Err(StoreError::Corrupt { position, .. }) => assert_eq!(position, at),
@@ -121,6 +111,39 @@ async fn garbage_and_truncated_envelopes_are_corrupt_not_panics() {
         .append("c", ExpectedVersion::Any, events("E", 1))
         .await
         .expect("append");
+}
+
+#[tokio::test]
+async fn a_damaged_record_fails_its_checksum_where_it_is_and_the_rest_stays_readable() {
+    // Given a byte of position 5's envelope flipped on disk, its checksum left as it was
+    let dir = tempfile::tempdir().expect("temp dir");
+    let payload = fill(dir.path()).await;
+    edit_record(dir.path(), 5, false, |value| {
+        let at = value
+            .windows(payload.len())
+            .position(|w| w == payload.as_slice())
+            .expect("payload inside the envelope");
+        value[at] ^= 0x01;
+    });
+    // When the store is opened
+    let store = Store::open(dir.path()).expect("reopen");
+    // Then reading it fails as corruption at 5, what is around it reads, and
+    // verify pinpoints it
+    match store.read_all(1, 100, None) {
+        Err(StoreError::Corrupt { position, detail }) => {
+            assert_eq!(position, 5);
+            assert!(detail.contains("checksum"), "{detail}");
+        }
+        other => panic!("expected corruption at 5, got {other:?}"),
+    }
+    assert_eq!(store.read_all(1, 4, None).expect("before").len(), 4);
+    assert_eq!(store.read_all(6, 100, None).expect("after").len(), 5);
+    assert_eq!(store.head_position(), 10);
+    let problem = store.verify().expect("verify").problem.expect("a problem");
+    assert_eq!(
+        (problem.position, problem.kind),
+        (5, ProblemKind::Undecodable)
+    );
 }
 
 #[tokio::test]
@@ -198,6 +221,72 @@ async fn current_format_reopens_and_is_stamped() {
     drop(meta);
     drop(store);
     Store::open(dir.path()).expect("reopen");
+}
+
+#[tokio::test]
+async fn a_format_1_store_is_upgraded_to_segment_files() {
+    // Given a store as format 1 kept it: the envelopes in the `log` tree, and
+    // past `meta`'s end an uncommitted event (position 11, the first of stream
+    // `c`) with its index entries but no head
+    let dir = tempfile::tempdir().expect("temp dir");
+    fill(dir.path()).await;
+    let (before, late_id) = {
+        let store = Store::open(dir.path()).expect("open");
+        let late = event("Late", &Note { n: 11 });
+        let late_id = late.event_id;
+        store
+            .append("c", ExpectedVersion::NoStream, vec![late])
+            .await
+            .expect("append");
+        (store.read_all(1, 100, None).expect("read"), late_id)
+    };
+    let records = segment_files::envelopes(dir.path());
+    assert_eq!(records.len(), 11);
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        let log = db.open_tree(LOG_TREE).expect("log");
+        for (position, envelope) in &records {
+            log.insert(position.to_be_bytes(), envelope.as_slice())
+                .expect("insert");
+        }
+        let meta = db.open_tree(META_TREE).expect("meta");
+        meta.insert(META_FORMAT_VERSION, &1u32.to_be_bytes())
+            .expect("format");
+        meta.insert(META_LAST_POSITION, &10u64.to_be_bytes())
+            .expect("end");
+        db.open_tree(HEADS_TREE)
+            .expect("heads")
+            .remove("c")
+            .expect("head");
+        db.flush().expect("flush");
+    }
+    std::fs::remove_dir_all(dir.path().join("segments")).expect("remove segments");
+    // When this build opens it
+    let store = Store::open(dir.path()).expect("upgrade");
+    // Then it is format 2, the committed events are in segment files exactly
+    // as they were, the uncommitted one is gone with its index entries, and
+    // the old tree is empty
+    let meta = store.db().open_tree(META_TREE).expect("meta");
+    assert_eq!(
+        meta.get(META_FORMAT_VERSION).expect("get").as_deref(),
+        Some(&2u32.to_be_bytes()[..])
+    );
+    assert_eq!(store.head_position(), 10);
+    assert_eq!(store.read_all(1, 100, None).expect("read"), before[..10]);
+    assert_eq!(segment_files::envelopes(dir.path()), records[..10]);
+    assert_eq!(store.event_position(late_id).expect("lookup"), None);
+    assert!(store.db().open_tree(LOG_TREE).expect("log").is_empty());
+    assert!(store.verify().expect("verify").is_ok());
+    // And it goes on from there, and opens again as it is
+    store
+        .append("c", ExpectedVersion::NoStream, events("E", 1))
+        .await
+        .expect("append");
+    drop(meta);
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.head_position(), 11);
+    assert!(store.verify().expect("verify").is_ok());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! (1- and 10-event batches), `read_all` throughput, and resident memory.
 //!
 //! Usage: `sijil-store-bench [appends-per-run] [read-events] [dir]`
-//! (`SIJIL_BENCH_SYNC=sled-flush` skips the fdatasync, for comparison only)
+//! (`SIJIL_BENCH_SYNC=no-fsync` skips the fdatasync, for comparison only)
 //! (defaults: 20000, 200000, a fresh directory under the system temp dir,
 //! removed afterwards). Run it in release mode.
 
@@ -64,11 +64,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// `SIJIL_BENCH_SYNC=sled-flush` measures without the fdatasync (never the
+/// `SIJIL_BENCH_SYNC=no-fsync` measures without the fdatasync (never the
 /// store's default), to show what real durability costs.
 fn sync_mode() -> SyncMode {
     match std::env::var("SIJIL_BENCH_SYNC").as_deref() {
-        Ok("sled-flush") => SyncMode::SledFlush,
+        Ok("no-fsync") => SyncMode::NoFsync,
         _ => SyncMode::Fsync,
     }
 }
