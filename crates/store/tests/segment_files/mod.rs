@@ -1,7 +1,7 @@
 //! Editing the log's segment files from outside the store, as damage or a
 //! tamperer would, reading them by the record layout documented in the
 //! store's `segments` module: length (u32 BE), CRC-32 of the rest (u32 BE),
-//! position (u64 BE), flags (u8), envelope.
+//! position (u64 BE), flags (u8), envelope; zeros after the last record.
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -79,7 +79,8 @@ pub fn envelopes(store_dir: &Path) -> Vec<(u64, Vec<u8>)> {
         let bytes = std::fs::read(&path).expect("read segment");
         let mut at = 0usize;
         let mut position = first;
-        while at < bytes.len() {
+        // The active segment keeps zeros past its last record.
+        while at < bytes.len() && bytes[at..at + HEADER] != [0; HEADER] {
             let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
             out.push((position, bytes[at + HEADER..at + HEADER + len].to_vec()));
             at += HEADER + len;
