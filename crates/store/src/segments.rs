@@ -616,8 +616,11 @@ impl SegmentLog {
         {
             let state = self.read();
             if let Some(last) = state.segments.last() {
-                let fits = last.len + bytes <= self.inner.max_segment_bytes
-                    && last.len + bytes <= MAX_SEGMENT_LIMIT;
+                // An empty segment takes any write (one bigger than a
+                // segment gets a segment of its own).
+                let fits = last.len == 0
+                    || (last.len + bytes <= self.inner.max_segment_bytes
+                        && last.len + bytes <= MAX_SEGMENT_LIMIT);
                 if fits {
                     return Ok((Arc::clone(&last.file), last.len, last.prepared));
                 }
@@ -802,6 +805,20 @@ mod tests {
             log.visit::<StoreError>(45, 80, |_, _| Ok(true)).unwrap(),
             51
         );
+    }
+
+    #[test]
+    fn a_write_bigger_than_a_segment_gets_a_segment_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SegmentLog::open(dir.path(), 100).unwrap();
+        append(&log, 1, 20, true);
+        append(&log, 21, 20, true);
+        append(&log, 41, 1, true);
+        assert_eq!(segment_files(dir.path()).len(), 3);
+        drop(log);
+        let log = SegmentLog::open(dir.path(), 100).unwrap();
+        let expected: Vec<(u64, Vec<u8>)> = (1..=41).map(|p| (p, envelope(p))).collect();
+        assert_eq!(all(&log), expected);
     }
 
     #[test]
