@@ -165,6 +165,37 @@ impl IndexEntries {
     }
 }
 
+/// Writes events decided under the write gate, which continue the log
+/// (`envelopes` from position `entries.first`), as a bulk append and an
+/// import do: the log in one write flagged as committed (the commit point),
+/// then the index entries under their marker (see [`IndexEntries::put`]),
+/// then one transaction that moves the heads and `meta`'s log end.
+pub(crate) fn write_decided(
+    trees: &crate::trees::Trees,
+    envelopes: &[Vec<u8>],
+    entries: IndexEntries,
+    heads: &HashMap<&str, Option<Head>>,
+    operation: &'static str,
+) -> Result<(), StoreError> {
+    let first = entries.first;
+    let last = first + envelopes.len() as u64 - 1;
+    trees
+        .log
+        .append(first, envelopes.iter().map(Vec::as_slice), true)?;
+    entries.put(trees)?;
+    let outcome = (&trees.heads, &trees.meta).transaction(|(tx_heads, meta)| {
+        for (stream, head) in heads {
+            if let Some(head) = head {
+                tx_heads.insert(stream.as_bytes(), &head.encode()[..])?;
+            }
+        }
+        meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
+        meta.remove(META_INDEXING)?;
+        Ok::<_, ConflictableTransactionError<StoreError>>(())
+    });
+    finish_tx(outcome, operation)
+}
+
 /// The store's clock: unix milliseconds UTC (0 before 1970).
 fn now_millis() -> i64 {
     SystemTime::now()
@@ -280,24 +311,7 @@ impl Store {
                 next_version: version + 1,
             });
         }
-        // Then the log (one write, flagged as committed), then the index
-        // entries under their marker (see `IndexEntries::put`).
-        trees
-            .log
-            .append(last + 1, envelopes.iter().map(Vec::as_slice), true)?;
-        entries.put(trees)?;
-        // The commit point: the heads and the log's end move together.
-        let outcome = (&trees.heads, &trees.meta).transaction(|(tx_heads, meta)| {
-            for (stream, head) in &heads {
-                if let Some(head) = head {
-                    tx_heads.insert(stream.as_bytes(), &head.encode()[..])?;
-                }
-            }
-            meta.insert(META_LAST_POSITION, &position.to_be_bytes())?;
-            meta.remove(META_INDEXING)?;
-            Ok(())
-        });
-        finish_tx(outcome, "bulk append commit")?;
+        write_decided(trees, &envelopes, entries, &heads, "bulk append")?;
         self.sync_to_disk()?;
         self.durable().advance(position);
         Ok(results)

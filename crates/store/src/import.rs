@@ -28,16 +28,14 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::bulk::{checked_log_end, finish_tx, plain_head, IndexEntries};
+use crate::bulk::{checked_log_end, plain_head, write_decided, IndexEntries};
 use crate::canonical::compute_hash;
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{Direction, NewEvent, RecordedEvent};
-use crate::layout::{Head, META_INDEXING, META_LAST_POSITION};
+use crate::layout::Head;
 use crate::store::Store;
 use crate::validate;
-use sled::transaction::ConflictableTransactionError;
-use sled::Transactional;
 
 /// Why an import was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -494,9 +492,6 @@ impl Store {
             .iter()
             .map(|event| codec::encode(event))
             .collect::<Result<Vec<_>, _>>()?;
-        trees
-            .log
-            .append(start + 1, envelopes.iter().map(Vec::as_slice), true)?;
         let mut entries = IndexEntries::default();
         for event in &fresh {
             entries.push(
@@ -506,18 +501,7 @@ impl Store {
                 event.position,
             );
         }
-        entries.put(trees)?;
-        let outcome = (&trees.heads, &trees.meta).transaction(|(tx_heads, meta)| {
-            for (stream, head) in &heads {
-                if let Some(head) = head {
-                    tx_heads.insert(stream.as_bytes(), &head.encode()[..])?;
-                }
-            }
-            meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
-            meta.remove(META_INDEXING)?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        });
-        finish_tx(outcome, "import commit")?;
+        write_decided(trees, &envelopes, entries, &heads, "import")?;
         self.sync_to_disk()?;
         self.durable().advance(last);
         Ok(fresh.len() as u64)

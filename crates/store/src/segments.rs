@@ -441,15 +441,7 @@ impl SegmentLog {
 
     /// The file and byte range of `position`'s record, if held.
     fn locate(&self, position: u64) -> Option<(Arc<File>, u64, u64)> {
-        let state = self.read();
-        let index = state
-            .segments
-            .partition_point(|s| s.first <= position)
-            .checked_sub(1)?;
-        let segment = &state.segments[index];
-        let i = usize::try_from(position - segment.first).ok()?;
-        let start = u64::from(*segment.offsets.get(i)?);
-        Some((Arc::clone(&segment.file), start, segment.end_of(i)))
+        self.chunk(position, position)
     }
 
     /// The envelope at `position`, `None` if the log does not hold it.
