@@ -325,15 +325,7 @@ impl<'a> Staged<'a> {
     /// The `streams` and `event_ids` entries of a large group, not
     /// committed yet.
     fn put_entries(&self, trees: &Trees) -> Result<(), StoreError> {
-        let mut entries = IndexEntries::default();
-        for (event, _) in &self.events {
-            entries.push(
-                &event.stream_id,
-                event.version,
-                &event.event_id,
-                event.position,
-            );
-        }
+        let entries = IndexEntries::of(self.events.iter().map(|(event, _)| event));
         entries.put(trees)
     }
 

@@ -32,7 +32,7 @@ use sled::Transactional;
 
 use crate::codec;
 use crate::error::StoreError;
-use crate::event::{AppendResult, ExpectedVersion, NewEvent};
+use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
 use crate::layout::{decode_last_position, stream_key, Head, META_INDEXING, META_LAST_POSITION};
 use crate::store::Store;
 use crate::validate;
@@ -132,6 +132,20 @@ impl IndexEntries {
         self.streams
             .push((stream_key(stream, version), position.to_be_bytes()));
         self.ids.push((*id.as_bytes(), position.to_be_bytes()));
+    }
+
+    /// The entries of `events`, in order.
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> IndexEntries {
+        let mut entries = IndexEntries::default();
+        for event in events {
+            entries.push(
+                &event.stream_id,
+                event.version,
+                &event.event_id,
+                event.position,
+            );
+        }
+        entries
     }
 
     /// Puts the entries (of events already in the log) as plain inserts,
@@ -406,18 +420,22 @@ mod tests {
                 .append(3, envelopes.iter().map(Vec::as_slice), true)
                 .expect("log");
         }
-        let mut entries = IndexEntries::default();
-        for event in &events {
-            entries.push(
-                &event.stream_id,
-                event.version,
-                &event.event_id,
-                event.position,
-            );
-        }
+        let entries = IndexEntries::of(&events);
         entries.put(trees).expect("index entries");
         store.trees().meta.flush().expect("flush");
         store.sync_to_disk().expect("sync");
+    }
+
+    /// Appends `ids` to `a` at `version`, expecting them at `first`, and verifies.
+    fn goes_on(store: &Store, version: u64, ids: &[u128], first: u64) {
+        let results = store
+            .append_bulk(
+                &[append("a", ExpectedVersion::Exact(version), ids)],
+                RecordedAt::OccurredAt,
+            )
+            .expect("append after recovery");
+        assert_eq!(results[0].first_position, first);
+        assert!(store.verify().expect("verify").is_ok());
     }
 
     #[test]
@@ -443,14 +461,7 @@ mod tests {
         );
         assert!(store.verify().expect("verify").is_ok());
         // And the same events can be appended again, at the same positions
-        let results = store
-            .append_bulk(
-                &[append("a", ExpectedVersion::Exact(2), &[3, 4])],
-                RecordedAt::OccurredAt,
-            )
-            .expect("append after recovery");
-        assert_eq!(results[0].first_position, 3);
-        assert!(store.verify().expect("verify").is_ok());
+        goes_on(&store, 2, &[3, 4], 3);
     }
 
     #[test]
@@ -481,14 +492,7 @@ mod tests {
             .is_none());
         assert!(store.verify().expect("verify").is_ok());
         // And the stream goes on from there
-        let results = store
-            .append_bulk(
-                &[append("a", ExpectedVersion::Exact(4), &[5])],
-                RecordedAt::OccurredAt,
-            )
-            .expect("append after recovery");
-        assert_eq!(results[0].first_position, 5);
-        assert!(store.verify().expect("verify").is_ok());
+        goes_on(&store, 4, &[5], 5);
     }
 
     #[test]

@@ -492,15 +492,7 @@ impl Store {
             .iter()
             .map(|event| codec::encode(event))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut entries = IndexEntries::default();
-        for event in &fresh {
-            entries.push(
-                &event.stream_id,
-                event.version,
-                &event.event_id,
-                event.position,
-            );
-        }
+        let entries = IndexEntries::of(fresh.iter().copied());
         write_decided(trees, &envelopes, entries, &heads, "import")?;
         self.sync_to_disk()?;
         self.durable().advance(last);
