@@ -6,6 +6,7 @@
 //! domain histories.
 
 mod projection_support;
+mod segment_files;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,6 +311,36 @@ fn a_version_change_rebuilds_from_zero() -> TestResult {
         .filter(|n| n.starts_with("proj/recorder/"))
         .collect();
     assert_eq!(names, vec!["proj/recorder/v2/g2".to_owned()]);
+    Ok(())
+}
+
+#[test]
+fn a_model_past_the_end_of_the_log_is_rebuilt_from_the_log() -> TestResult {
+    let worlds = history()?;
+    let (dir, store) = store_with(&worlds);
+    let head = store.head_position();
+    // Given a model caught up to the head
+    {
+        let handle = ProjectionHandle::open(store.db(), recorder(1))?;
+        handle.catch_up(&store)?;
+        assert_eq!(handle.applied_position(), head);
+    }
+    store.db().flush()?;
+    drop(store);
+    // and the log's last ten events lost (a power cut after sled flushed the model)
+    segment_files::cut_after(dir.path(), head - 10);
+    let store = Store::open(dir.path())?;
+    assert_eq!(store.head_position(), head - 10);
+    // When the projection catches up
+    let handle = ProjectionHandle::open(store.db(), recorder(1))?;
+    assert_eq!(handle.applied_position(), head);
+    handle.catch_up(&store)?;
+    // Then it was rebuilt from the log: one row per event the log holds, and the same rows
+    // as a model built over that log from scratch
+    assert_eq!(handle.applied_position(), head - 10);
+    assert_eq!(handle.status().generation, 2);
+    assert_eq!(handle.read(|t| t.len()), (head - 10) as usize + 1);
+    assert!(handle.check(&store)?.is_consistent());
     Ok(())
 }
 

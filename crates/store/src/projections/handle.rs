@@ -321,7 +321,19 @@ impl ProjectionHandle {
         store: &Store,
         options: CatchUpOptions,
     ) -> Result<u64, ProjectionError> {
-        if self.is_stale() {
+        // A model past the log's end has seen events the log no longer holds (a power cut
+        // lost the log's unsynced tail after sled had flushed the model): like a model of
+        // another version, it vouches for nothing until it is rebuilt from the log.
+        if self.applied_position() > store.head_position() {
+            tracing::warn!(
+                projection = self.name(),
+                applied = self.applied_position(),
+                log_end = store.head_position(),
+                "the model is past the log's end; rebuilding it from the log"
+            );
+            self.applied.send_replace(0);
+            self.rebuild(store)?;
+        } else if self.is_stale() {
             self.rebuild(store)?;
         }
         loop {

@@ -89,3 +89,21 @@ pub fn envelopes(store_dir: &Path) -> Vec<(u64, Vec<u8>)> {
     }
     out
 }
+
+/// Cuts the log after `position`, as a power cut that lost its unsynced tail leaves it
+/// (the store must be closed).
+#[allow(dead_code)] // not every test binary that includes this module cuts the log
+pub fn cut_after(store_dir: &Path, position: u64) {
+    let (path, at, _) = find(store_dir, position + 1);
+    for (first, later) in segments(store_dir) {
+        if first > position + 1 {
+            std::fs::remove_file(later).expect("remove segment");
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open segment")
+        .set_len(at as u64)
+        .expect("cut segment");
+}
