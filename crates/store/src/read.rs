@@ -234,11 +234,6 @@ pub fn event_position(
     Ok((position <= durable).then_some(position))
 }
 
-/// The last position in the log, 0 if empty.
-pub fn last_log_position(trees: &Trees) -> Result<u64, StoreError> {
-    Ok(trees.log.last_position())
-}
-
 fn stream_entry_position(stream: &str, value: &[u8]) -> Result<u64, StoreError> {
     decode_u64(value).ok_or_else(|| {
         StoreError::corrupt(

@@ -161,12 +161,6 @@ fn parse_record(position: u64, bytes: &[u8]) -> Result<(&[u8], u8, usize), Store
     Ok((&record[HEADER..], header.flags, total))
 }
 
-fn file_len_of(path: &Path) -> Result<u64, StoreError> {
-    Ok(std::fs::metadata(path)
-        .map_err(io("read a log segment"))?
-        .len())
-}
-
 /// Writes zeros over `from..to` of `file`; returns how far it got.
 fn prepare(file: &File, from: u64, to: u64) -> u64 {
     let mut at = from;
@@ -196,6 +190,8 @@ struct Scanned {
     offsets: Vec<u32>,
     /// Bytes of whole records.
     good_len: u64,
+    /// Bytes in the file.
+    file_len: u64,
     /// The file holds more bytes than that: a torn tail.
     torn: bool,
     /// Only zeros follow the records (space prepared ahead of them).
@@ -212,13 +208,18 @@ fn valid_record_at(file: &File, offset: u64, position: u64, file_len: u64) -> bo
     if offset + HEADER as u64 > file_len || file.read_exact_at(&mut header, offset).is_err() {
         return false;
     }
-    let parsed = parse_header(&header);
-    let end = offset + HEADER as u64 + u64::from(parsed.len);
-    if parsed.len > MAX_PAYLOAD || end > file_len || parsed.position != position {
+    let Some(end) = record_end(&parse_header(&header), offset, file_len) else {
         return false;
-    }
-    let mut record = vec![0u8; HEADER + parsed.len as usize];
-    file.read_exact_at(&mut record, offset).is_ok() && checksum(&record[8..]) == parsed.crc
+    };
+    let mut record = vec![0u8; (end - offset) as usize];
+    file.read_exact_at(&mut record, offset).is_ok() && parse_record(position, &record).is_ok()
+}
+
+/// Where a record starting at `offset` with this header ends, if its length
+/// is plausible and it fits in a file of `file_len` bytes.
+fn record_end(header: &Header, offset: u64, file_len: u64) -> Option<u64> {
+    let end = offset + HEADER as u64 + u64::from(header.len);
+    (header.len <= MAX_PAYLOAD && end <= file_len).then_some(end)
 }
 
 /// Whether the file holds only zeros from `offset` to `file_len`.
@@ -250,12 +251,13 @@ fn scan_segment(file: &File, first: u64) -> Result<Scanned, StoreError> {
     let mut scanned = Scanned {
         offsets: Vec::new(),
         good_len: 0,
+        file_len,
         torn: false,
         zero_tail: false,
         damaged: Vec::new(),
         last_commit: None,
     };
-    let mut payload = Vec::new();
+    let mut record = Vec::new();
     loop {
         let offset = scanned.good_len;
         if offset == file_len {
@@ -272,20 +274,18 @@ fn scan_segment(file: &File, first: u64) -> Result<Scanned, StoreError> {
             return Ok(scanned);
         }
         let parsed = parse_header(&header);
-        let end = offset + HEADER as u64 + u64::from(parsed.len);
-        if parsed.len > MAX_PAYLOAD || end > file_len {
+        let Some(end) = record_end(&parsed, offset, file_len) else {
+            scanned.torn = true;
+            return Ok(scanned);
+        };
+        record.clear();
+        record.extend_from_slice(&header);
+        record.resize((end - offset) as usize, 0);
+        if reader.read_exact(&mut record[HEADER..]).is_err() {
             scanned.torn = true;
             return Ok(scanned);
         }
-        payload.resize(parsed.len as usize, 0);
-        if reader.read_exact(&mut payload).is_err() {
-            scanned.torn = true;
-            return Ok(scanned);
-        }
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&header[8..]);
-        hasher.update(&payload);
-        let holds = hasher.finalize() == parsed.crc && parsed.position == position;
+        let holds = parse_record(position, &record).is_ok();
         if !holds {
             if !valid_record_at(file, end, position + 1, file_len) {
                 scanned.torn = true;
@@ -393,7 +393,7 @@ impl SegmentLog {
                 prepared: if scanned.torn {
                     scanned.good_len
                 } else {
-                    file_len_of(&path)?
+                    scanned.file_len
                 },
             });
         }
@@ -705,11 +705,6 @@ impl SegmentLog {
         drop(state);
         self.sync_dir()?;
         Ok(removed)
-    }
-
-    /// Bytes the segments hold.
-    pub fn bytes(&self) -> u64 {
-        self.read().segments.iter().map(|s| s.len).sum()
     }
 }
 

@@ -71,7 +71,7 @@ impl Store {
         crate::recover::recover(&trees)?;
         db.flush()
             .map_err(|e| StoreError::sled("flush after open", e))?;
-        let durable = Arc::new(Durable::new(read::last_log_position(&trees)?));
+        let durable = Arc::new(Durable::new(trees.log.last_position()));
         let disk = Arc::new(DiskSync::open(
             db.clone(),
             trees.log.clone(),
