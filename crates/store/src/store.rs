@@ -233,7 +233,11 @@ impl Store {
     /// The last durable version of `stream`, `None` if it has no events.
     pub fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
         validate::stream_id(stream)?;
-        read::stream_version(&self.inner.trees, stream, self.head_position())
+        Ok(read::stream_version(
+            &self.inner.trees,
+            stream,
+            self.head_position(),
+        ))
     }
 
     /// The durable head: the last position flushed to disk (0 if empty).

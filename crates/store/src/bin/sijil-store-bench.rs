@@ -3,7 +3,8 @@
 //! (1- and 10-event batches), `read_all` throughput, and resident memory.
 //!
 //! Usage: `sijil-store-bench [appends-per-run] [read-events] [dir]`
-//! (`SIJIL_BENCH_SYNC=no-fsync` skips the fdatasync, for comparison only)
+//! (`SIJIL_BENCH_SYNC=no-fsync` skips the fdatasync, for comparison only;
+//! `SIJIL_BENCH_ONLY=64x1` runs only that row, writers x events per append, for a profile)
 //! (defaults: 20000, 200000, a fresh directory under the system temp dir,
 //! removed afterwards). Run it in release mode.
 
@@ -114,8 +115,15 @@ async fn run(base: &std::path::Path, appends: u64, read_events: u64) -> Result<(
         "{:>8} {:>6} {:>12} {:>12} {:>10} {:>10} {:>10}",
         "writers", "batch", "events/s", "appends/s", "p50", "p99", "max"
     );
+    let only = std::env::var("SIJIL_BENCH_ONLY").ok();
     for batch_size in [1usize, 10] {
         for writers in [1u64, 8, 64] {
+            if only
+                .as_deref()
+                .is_some_and(|row| row != format!("{writers}x{batch_size}"))
+            {
+                continue;
+            }
             let dir = base.join(format!("append-{writers}-{batch_size}"));
             let store = Store::open_with(StoreConfig::new(&dir).with_sync_mode(sync_mode()))
                 .map_err(|e| e.to_string())?;
