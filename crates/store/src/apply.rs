@@ -1,23 +1,23 @@
 //! Owns applying one group of appends: the idempotency check, the
 //! expected-version check, building hashed envelopes, and writing them to
-//! the log and its indexes (the in-memory stream index, `event_ids`,
-//! `meta`) so that a crash keeps the whole group or none of it.
+//! the log and its indexes (`streams`, `heads`, `event_ids`, `meta`) so that
+//! a crash keeps the whole group or none of it.
 //!
 //! Decide first, write after. Every check reads the committed trees plus what
 //! the group's earlier appends staged in memory, so a refused append, a
 //! corrupt read or a storage error while deciding writes nothing. Then, from
 //! this one thread and under the write gate: the group's records in one
 //! write to the log's segment, the last one flagged as ending a committed
-//! write; that flag is the commit point. Then the index entries: the
-//! stream index in memory; for a large group plain sled inserts of its
-//! `event_ids` entries (under the `indexing` marker in `meta`) and then
-//! `meta`'s log end; for a group of a few events both in one transaction,
-//! which costs less for them.
+//! write; that flag is the commit point. Then the index entries: for a
+//! large group plain sled inserts of its `streams` and `event_ids` entries
+//! (under the `indexing` marker in `meta`) and one small transaction that
+//! moves the stream heads and `meta`'s log end; for a group of a few events
+//! all of that in one transaction, which costs less for them.
 //!
 //! The syncer acknowledges the group once the log's segment is synced; sled
 //! flushes the indexes on its own. After a crash, the store's recovery
-//! (`crate::recover`) cuts any unfinished tail, indexes every committed
-//! record sled did not keep and builds the stream index from the log. Until the sync nothing of a group is read:
+//! (`crate::recover`) indexes every committed record sled did not keep and
+//! cuts any unfinished tail. Until the sync nothing of a group is read:
 //! reads stop at the durable position.
 
 use std::borrow::Cow;
@@ -27,12 +27,11 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use uuid::Uuid;
 
-use crate::bulk::{checked_log_end, finish_tx, IndexEntries, TxResult};
+use crate::bulk::{checked_log_end, finish_tx, plain_head, IndexEntries, TxResult};
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
-use crate::layout::{decode_u64, Head, META_INDEXING, META_LAST_POSITION};
-use crate::stream_index::Entry;
+use crate::layout::{decode_u64, stream_key, Head, META_INDEXING, META_LAST_POSITION};
 use crate::trees::Trees;
 
 /// Groups of at most this many events are written in one transaction: for
@@ -190,7 +189,7 @@ impl<'a> Staged<'a> {
     fn head(&self, trees: &Trees, stream: &str) -> Result<Option<Head>, StoreError> {
         match self.heads.get(stream) {
             Some(head) => Ok(Some(*head)),
-            None => Ok(trees.streams.head(stream)),
+            None => plain_head(&trees.heads, stream),
         }
     }
 
@@ -298,46 +297,55 @@ impl<'a> Staged<'a> {
                 true,
             )
             .map_err(GroupFailure::Unwritten)?;
-        let indexed = trees
-            .streams
-            .record(self.events.iter().map(|(event, _)| Entry::of(event)))
-            .and_then(|()| {
-                if self.events.len() > ONE_TRANSACTION_UP_TO {
-                    self.put_entries(trees).and_then(|()| self.commit(trees))
-                } else {
-                    self.commit_all(trees)
-                }
-            });
+        let indexed = if self.events.len() > ONE_TRANSACTION_UP_TO {
+            self.put_entries(trees).and_then(|()| self.commit(trees))
+        } else {
+            self.commit_all(trees)
+        };
         indexed.map_err(GroupFailure::PartlyWritten)?;
         Ok(self.outcomes)
     }
 
-    /// A small group: its `event_ids` entries and the log's end in one
+    /// A small group: its index entries, heads and log end in one
     /// transaction. Its reads were made while deciding; this only writes.
     fn commit_all(&self, trees: &Trees) -> Result<(), StoreError> {
-        let result = (&trees.event_ids, &trees.meta).transaction(|(event_ids, meta)| {
-            for (event, _) in &self.events {
-                event_ids.insert(event.event_id.as_bytes(), &event.position.to_be_bytes())?;
-            }
-            self.move_end(meta)
-        });
+        let result = (&trees.streams, &trees.event_ids, &trees.heads, &trees.meta).transaction(
+            |(streams, event_ids, heads, meta)| {
+                for (event, _) in &self.events {
+                    let position = event.position.to_be_bytes();
+                    streams.insert(stream_key(&event.stream_id, event.version), &position)?;
+                    event_ids.insert(event.event_id.as_bytes(), &position)?;
+                }
+                self.move_heads_and_end(heads, meta)
+            },
+        );
         finish_tx(result, "append")
     }
 
-    /// The `event_ids` entries of a large group, not committed yet.
+    /// The `streams` and `event_ids` entries of a large group, not
+    /// committed yet.
     fn put_entries(&self, trees: &Trees) -> Result<(), StoreError> {
-        let entries = IndexEntries::ids_of(self.events.iter().map(|(event, _)| event));
+        let entries = IndexEntries::of(self.events.iter().map(|(event, _)| event));
         entries.put(trees)
     }
 
-    /// `meta`'s log end moves, and the marker of a large group goes.
+    /// The commit point: the stream heads and `meta`'s log end move together.
     fn commit(&self, trees: &Trees) -> Result<(), StoreError> {
-        let result = trees.meta.transaction(|meta| self.move_end(meta));
+        let result = (&trees.heads, &trees.meta)
+            .transaction(|(heads, meta)| self.move_heads_and_end(heads, meta));
         finish_tx(result, "append")
     }
 
-    /// Inside a transaction: the log's new end.
-    fn move_end(&self, meta: &TransactionalTree) -> TxResult<()> {
+    /// Inside a transaction: the new heads of the group's streams and the
+    /// log's new end.
+    fn move_heads_and_end(
+        &self,
+        heads: &TransactionalTree,
+        meta: &TransactionalTree,
+    ) -> TxResult<()> {
+        for (stream, head) in &self.heads {
+            heads.insert(stream.as_bytes(), &head.encode()[..])?;
+        }
         meta.insert(META_LAST_POSITION, &self.last_position().to_be_bytes())?;
         meta.remove(META_INDEXING)?;
         Ok(())
@@ -348,7 +356,7 @@ impl<'a> Staged<'a> {
 mod tests {
     use super::*;
     use crate::bulk::plain_last_position;
-    use crate::event::{sample_event as event, Direction};
+    use crate::event::sample_event as event;
 
     /// A store's trees and log in a temporary directory.
     struct Scratch {
@@ -440,9 +448,9 @@ mod tests {
             Err(StoreError::Conflict { actual: None, .. })
         ));
         assert_eq!(plain_last_position(&trees.meta).unwrap(), 3);
-        let head = trees.streams.head("a").unwrap();
+        let head = Head::decode("a", &trees.heads.get("a").unwrap().unwrap()).unwrap();
         assert_eq!((head.version, head.position), (3, 3));
-        assert_eq!(trees.streams.position("a", 3), Some(3));
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 3)), Some(3));
         assert_eq!(
             position_of(&trees.event_ids, other[0].event_id.as_bytes()),
             Some(3)
@@ -480,26 +488,16 @@ mod tests {
         };
         assert_eq!(log_of(&large), log_of(&small), "log");
         for (name, l, s) in [
+            ("streams", &large.streams, &small.streams),
+            ("heads", &large.heads, &small.heads),
             ("event_ids", &large.event_ids, &small.event_ids),
             ("meta", &large.meta, &small.meta),
         ] {
             assert_eq!(dump(l), dump(s), "{name}");
         }
-        for stream in streams {
-            assert_eq!(
-                large
-                    .streams
-                    .positions(stream, 1, Direction::Forward, 9, 15),
-                small
-                    .streams
-                    .positions(stream, 1, Direction::Forward, 9, 15),
-                "{stream}"
-            );
-            assert_eq!(large.streams.head(stream), small.streams.head(stream));
-        }
         assert_eq!(log_of(&large).len(), 15);
         assert_eq!(large.event_ids.len(), 15);
-        assert_eq!(large.streams.durable_heads(15).len(), 3);
+        assert_eq!(large.streams.len(), 15);
         assert_eq!(plain_last_position(&large.meta).unwrap(), 15);
     }
 
@@ -553,9 +551,9 @@ mod tests {
         // Then the group is committed whole: indexed, heads and log end moved
         assert_eq!(recovered.indexed, 2);
         assert_eq!(plain_last_position(&trees.meta).unwrap(), 4);
-        let head = trees.streams.head("c").unwrap();
+        let head = Head::decode("c", &trees.heads.get("c").unwrap().unwrap()).unwrap();
         assert_eq!((head.version, head.position), (1, 4));
-        assert_eq!(trees.streams.position("a", 3), Some(3));
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 3)), Some(3));
         assert!(trees.meta.get(META_INDEXING).unwrap().is_none());
         // and making the same appends again finds them stored
         let outcomes = apply_group(&trees, &group, 7).unwrap();
@@ -564,10 +562,7 @@ mod tests {
         // and opening again changes nothing
         assert_eq!(
             crate::recover::recover(&trees).unwrap(),
-            crate::recover::Recovered {
-                streams: 2,
-                ..Default::default()
-            }
+            crate::recover::Recovered::default()
         );
     }
 
@@ -584,10 +579,10 @@ mod tests {
         // When the store opens
         let recovered = crate::recover::recover(&trees).unwrap();
         // Then the entries naming nothing are gone and the committed ones stand
-        assert_eq!(recovered.stale, 2);
-        assert_eq!(trees.streams.position("a", 3), None);
-        assert_eq!(trees.streams.position("c", 1), None);
-        assert_eq!(trees.streams.position("a", 2), Some(2));
+        assert_eq!(recovered.stale, 4);
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 3)), None);
+        assert_eq!(position_of(&trees.streams, &stream_key("c", 1)), None);
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 2)), Some(2));
         assert_eq!(
             position_of(&trees.event_ids, events[1][0].event_id.as_bytes()),
             None
@@ -596,7 +591,7 @@ mod tests {
             position_of(&trees.event_ids, events[0][1].event_id.as_bytes()),
             Some(2)
         );
-        assert!(trees.streams.head("c").is_none());
+        assert!(trees.heads.get("c").unwrap().is_none());
         // and the same appends are written anew (not taken for repeats), at the
         // same positions
         let outcomes = apply_group(&trees, &group, 7).unwrap();
@@ -624,7 +619,7 @@ mod tests {
     }
 
     #[test]
-    fn a_committed_record_past_the_end_that_does_not_decode_is_kept_and_reported_where_it_is() {
+    fn a_committed_record_past_the_end_that_does_not_decode_stops_the_opening() {
         // Given a committed event at position 1, and at position 2 a record
         // flagged as committed whose envelope claims another position
         let trees = trees();
@@ -644,22 +639,13 @@ mod tests {
             .log
             .append(2, [envelope.as_slice()].into_iter(), true)
             .unwrap();
-        // When the store opens
-        let recovered = crate::recover::recover(&trees).unwrap();
-        // Then the record stays where it is, reading it is a typed error there,
-        // and the stream before it stands
-        assert_eq!((recovered.cut, recovered.indexed), (0, 0));
-        assert_eq!(trees.log.last_position(), 2);
+        // When the store opens, it refuses with a typed error and the log stays
         assert!(matches!(
-            crate::read::load(&trees, 2),
+            crate::recover::recover(&trees),
             Err(StoreError::Corrupt { position: 2, .. })
         ));
-        assert_eq!(trees.streams.position("a", 1), Some(1));
-        assert_eq!(trees.streams.head("a").unwrap().version, 1);
-        let report = crate::verify::verify_all(&trees, 2).unwrap();
-        assert_eq!(
-            report.problem.map(|p| (p.position, p.kind)),
-            Some((2, crate::verify::ProblemKind::Undecodable))
-        );
+        assert_eq!(trees.log.last_position(), 2);
+        assert_eq!(plain_last_position(&trees.meta).unwrap(), 1);
+        assert_eq!(position_of(&trees.streams, &stream_key("a", 1)), Some(1));
     }
 }

@@ -14,10 +14,10 @@
 //! How it is written: under the store's write gate (so the single writer and
 //! imports wait), every envelope is built first; then they go to the log's
 //! segment in one write whose last record is flagged as committed, then the
-//! stream index (in memory) records them, then the `event_ids` entries are
-//! inserted in key order as plain sled inserts (a sled transaction buffers
-//! writes in a hash map and applies them in hash order, which made loading
-//! 1.6x slower), and finally `meta`'s log end moves. A marker in
+//! `streams` and `event_ids` entries are inserted in key order as plain sled
+//! inserts (a sled transaction buffers writes in a hash map and applies them
+//! in hash order, which made loading 1.6x slower), and finally one small
+//! transaction moves the stream heads and `meta`'s log end. A marker in
 //! `meta` ([`META_INDEXING`]) is there while the index entries are written;
 //! nothing of it is visible until the log is synced (reads stop at the
 //! durable position), and after a crash the store's recovery
@@ -28,11 +28,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
 
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
-use crate::layout::{decode_last_position, Head, META_INDEXING, META_LAST_POSITION};
+use crate::layout::{decode_last_position, stream_key, Head, META_INDEXING, META_LAST_POSITION};
 use crate::store::Store;
 use crate::validate;
 
@@ -84,6 +85,17 @@ pub(crate) fn plain_last_position(meta: &sled::Tree) -> Result<u64, StoreError> 
     decode_last_position(value.as_deref())
 }
 
+/// A stream's head, `None` if the stream has no events.
+pub(crate) fn plain_head(heads: &sled::Tree, stream: &str) -> Result<Option<Head>, StoreError> {
+    match heads
+        .get(stream.as_bytes())
+        .map_err(|e| StoreError::sled("read heads", e))?
+    {
+        Some(bytes) => Ok(Some(Head::decode(stream, &bytes)?)),
+        None => Ok(None),
+    }
+}
+
 /// The log's last position as `meta` records it, checked against the log:
 /// the log must end there too (else the store is corrupt, or a write failed
 /// part way and the store must be opened again).
@@ -99,34 +111,26 @@ pub(crate) fn checked_log_end(trees: &crate::trees::Trees) -> Result<u64, StoreE
     Ok(last)
 }
 
-/// Index entries of events written to the log: the stream index's (in
-/// memory) and `event_ids`' (id, position).
+/// Index entries to put: `streams` (key, position) and `event_ids` (id,
+/// position).
 #[derive(Debug, Default)]
 pub(crate) struct IndexEntries {
     /// The first position they name.
     pub first: u64,
-    /// Stream index entries: (stream, version, position, hash).
-    pub streams: Vec<(String, u64, u64, [u8; 32])>,
+    /// `streams` entries.
+    pub streams: Vec<(Vec<u8>, [u8; 8])>,
     /// `event_ids` entries.
     pub ids: Vec<([u8; 16], [u8; 8])>,
 }
 
 impl IndexEntries {
     /// Adds the entries of the event at `position`.
-    pub fn push(&mut self, event: &RecordedEvent) {
-        self.push_id(&event.event_id, event.position);
-        self.streams.push((
-            event.stream_id.clone(),
-            event.version,
-            event.position,
-            event.hash,
-        ));
-    }
-
-    fn push_id(&mut self, id: &uuid::Uuid, position: u64) {
-        if self.ids.is_empty() {
+    pub fn push(&mut self, stream: &str, version: u64, id: &uuid::Uuid, position: u64) {
+        if self.streams.is_empty() {
             self.first = position;
         }
+        self.streams
+            .push((stream_key(stream, version), position.to_be_bytes()));
         self.ids.push((*id.as_bytes(), position.to_be_bytes()));
     }
 
@@ -134,43 +138,22 @@ impl IndexEntries {
     pub fn of<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> IndexEntries {
         let mut entries = IndexEntries::default();
         for event in events {
-            entries.push(event);
+            entries.push(
+                &event.stream_id,
+                event.version,
+                &event.event_id,
+                event.position,
+            );
         }
         entries
     }
 
-    /// The `event_ids` entries of `events` only (the writer records their
-    /// stream index entries itself).
-    pub fn ids_of<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> IndexEntries {
-        let mut entries = IndexEntries::default();
-        for event in events {
-            entries.push_id(&event.event_id, event.position);
-        }
-        entries
-    }
-
-    /// Records the stream index entries in memory.
-    pub fn record_streams(&self, trees: &crate::trees::Trees) -> Result<(), StoreError> {
-        trees.streams.record(
-            self.streams
-                .iter()
-                .map(
-                    |(stream, version, position, hash)| crate::stream_index::Entry {
-                        stream,
-                        version: *version,
-                        position: *position,
-                        hash: *hash,
-                    },
-                ),
-        )
-    }
-
-    /// Puts the `event_ids` entries (of events already in the log) as plain
-    /// inserts in key order, under the [`META_INDEXING`] marker; the
+    /// Puts the entries (of events already in the log) as plain inserts,
+    /// each tree in key order, under the [`META_INDEXING`] marker; the
     /// caller's commit transaction removes the marker. Shared by the
     /// writer's large groups, bulk appends and imports.
     pub fn put(mut self, trees: &crate::trees::Trees) -> Result<(), StoreError> {
-        if self.ids.is_empty() {
+        if self.streams.is_empty() {
             return Ok(());
         }
         let sled_err = |e| StoreError::sled("index appended events", e);
@@ -178,6 +161,13 @@ impl IndexEntries {
             .meta
             .insert(META_INDEXING, &self.first.to_be_bytes())
             .map_err(sled_err)?;
+        self.streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in &self.streams {
+            trees
+                .streams
+                .insert(&key[..], &value[..])
+                .map_err(sled_err)?;
+        }
         self.ids.sort_unstable_by_key(|a| a.0);
         for (key, value) in &self.ids {
             trees
@@ -192,12 +182,13 @@ impl IndexEntries {
 /// Writes events decided under the write gate, which continue the log
 /// (`envelopes` from position `entries.first`), as a bulk append and an
 /// import do: the log in one write flagged as committed (the commit point),
-/// then the stream index, then the `event_ids` entries under their marker
-/// (see [`IndexEntries::put`]), then `meta`'s log end.
+/// then the index entries under their marker (see [`IndexEntries::put`]),
+/// then one transaction that moves the heads and `meta`'s log end.
 pub(crate) fn write_decided(
     trees: &crate::trees::Trees,
     envelopes: &[Vec<u8>],
     entries: IndexEntries,
+    heads: &HashMap<&str, Option<Head>>,
     operation: &'static str,
 ) -> Result<(), StoreError> {
     let first = entries.first;
@@ -205,9 +196,13 @@ pub(crate) fn write_decided(
     trees
         .log
         .append(first, envelopes.iter().map(Vec::as_slice), true)?;
-    entries.record_streams(trees)?;
     entries.put(trees)?;
-    let outcome = trees.meta.transaction(|meta| {
+    let outcome = (&trees.heads, &trees.meta).transaction(|(tx_heads, meta)| {
+        for (stream, head) in heads {
+            if let Some(head) = head {
+                tx_heads.insert(stream.as_bytes(), &head.encode()[..])?;
+            }
+        }
         meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
         meta.remove(META_INDEXING)?;
         Ok::<_, ConflictableTransactionError<StoreError>>(())
@@ -282,7 +277,7 @@ impl Store {
             let stream = append.stream.as_str();
             let head = match heads.get(stream) {
                 Some(head) => *head,
-                None => trees.streams.head(stream),
+                None => plain_head(&trees.heads, stream)?,
             };
             let actual = head.map(|h| h.version);
             if !append.expected.matches(actual) {
@@ -314,7 +309,7 @@ impl Store {
                 let event = new.record(stream, position, version, at, prev_hash);
                 prev_hash = event.hash;
                 envelopes.push(codec::encode(&event)?);
-                entries.push(&event);
+                entries.push(stream, version, &new.event_id, position);
             }
             heads.insert(
                 stream,
@@ -330,7 +325,7 @@ impl Store {
                 next_version: version + 1,
             });
         }
-        write_decided(trees, &envelopes, entries, "bulk append")?;
+        write_decided(trees, &envelopes, entries, &heads, "bulk append")?;
         self.sync_to_disk()?;
         self.durable().advance(position);
         Ok(results)
@@ -452,7 +447,7 @@ mod tests {
         // Then nothing of the interrupted events is left in the log or its indexes
         assert_eq!(store.head_position(), 2);
         assert_eq!(store.trees().log.last_position(), 2);
-        assert_eq!(store.stream_version("a").expect("version"), Some(2));
+        assert_eq!(store.trees().streams.len(), 2);
         assert_eq!(store.trees().event_ids.len(), 2);
         assert!(store
             .trees()

@@ -5,8 +5,8 @@ use crate::bulk::plain_last_position;
 use crate::codec;
 use crate::error::StoreError;
 use crate::layout::{
-    decode_u32, decode_u64, position_key, HEADS_TREE, META_BULK_FROM, META_FORMAT_VERSION,
-    META_LAST_POSITION, STREAMS_TREE,
+    decode_u32, decode_u64, position_key, stream_key, META_BULK_FROM, META_FORMAT_VERSION,
+    META_LAST_POSITION,
 };
 use crate::trees::Trees;
 
@@ -16,9 +16,7 @@ use crate::trees::Trees;
 /// - 1: the first format (see [`crate::layout`] and [`crate::codec`]).
 /// - 2: the envelopes move from the `log` tree to the log's segment files;
 ///   the trees only index them.
-/// - 3: the stream index (`streams` and `heads`) moves into memory, built
-///   from the log at open; the two trees are dropped.
-pub const CURRENT_FORMAT: u32 = 3;
+pub const CURRENT_FORMAT: u32 = 2;
 
 /// The oldest format this build can upgrade from.
 pub const OLDEST_SUPPORTED_FORMAT: u32 = 1;
@@ -88,9 +86,6 @@ fn upgrade(trees: &Trees, from: u32) -> Result<(), StoreError> {
         if version == 1 {
             log_tree_to_segments(trees)?;
         }
-        if version == 2 {
-            drop_stream_trees(trees)?;
-        }
         version += 1;
         trees
             .meta
@@ -121,16 +116,15 @@ fn log_tree_to_segments(trees: &Trees) -> Result<(), StoreError> {
             .ok_or_else(|| StoreError::corrupt(committed, "a log key is not 8 bytes"))?;
         let event = codec::decode(position, &bytes)?;
         let at = position.to_be_bytes();
-        // Only an entry naming this position is the tail's own. (Its
-        // `streams` entry goes with the whole tree in the next step.)
-        let _ = trees
-            .event_ids
-            .compare_and_swap(
-                event.event_id.as_bytes(),
-                Some(&at[..]),
-                None as Option<&[u8]>,
-            )
-            .map_err(sled_err)?;
+        for (index, key) in [
+            (&trees.streams, stream_key(&event.stream_id, event.version)),
+            (&trees.event_ids, event.event_id.as_bytes().to_vec()),
+        ] {
+            // Only an entry naming this position is the tail's own.
+            let _ = index
+                .compare_and_swap(&key, Some(&at[..]), None as Option<&[u8]>)
+                .map_err(sled_err)?;
+        }
         trees.legacy_log.remove(key).map_err(sled_err)?;
     }
     trees.meta.remove(META_BULK_FROM).map_err(sled_err)?;
@@ -174,18 +168,5 @@ fn log_tree_to_segments(trees: &Trees) -> Result<(), StoreError> {
         events = committed,
         "moved the log into segment files (format 2)"
     );
-    Ok(())
-}
-
-/// Format 2 → 3: the stream index is built in memory from the log, so the
-/// `streams` and `heads` trees go.
-fn drop_stream_trees(trees: &Trees) -> Result<(), StoreError> {
-    for name in [STREAMS_TREE, HEADS_TREE] {
-        trees
-            .db
-            .drop_tree(name)
-            .map_err(|e| StoreError::sled("drop the format 2 stream trees", e))?;
-    }
-    tracing::info!("dropped the stream index trees (format 3 keeps the index in memory)");
     Ok(())
 }

@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::bulk::{checked_log_end, write_decided, IndexEntries};
+use crate::bulk::{checked_log_end, plain_head, write_decided, IndexEntries};
 use crate::canonical::compute_hash;
 use crate::codec;
 use crate::error::StoreError;
@@ -458,7 +458,7 @@ impl Store {
             let stream = event.stream_id.as_str();
             let head = match heads.get(stream) {
                 Some(head) => *head,
-                None => trees.streams.head(stream),
+                None => plain_head(&trees.heads, stream)?,
             };
             let (version, prev) = head.map_or((0, [0; 32]), |h| (h.version, h.hash));
             check_continues(event, version, prev)?;
@@ -493,7 +493,7 @@ impl Store {
             .map(|event| codec::encode(event))
             .collect::<Result<Vec<_>, _>>()?;
         let entries = IndexEntries::of(fresh.iter().copied());
-        write_decided(trees, &envelopes, entries, "import")?;
+        write_decided(trees, &envelopes, entries, &heads, "import")?;
         self.sync_to_disk()?;
         self.durable().advance(last);
         Ok(fresh.len() as u64)

@@ -37,7 +37,6 @@ mod recover;
 pub mod replica;
 mod segments;
 pub mod store;
-mod stream_index;
 pub mod subscription;
 mod trees;
 pub mod upcast;

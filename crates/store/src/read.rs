@@ -1,10 +1,10 @@
-//! Owns reading the log through the stream and event id indexes, bounded by the durable
+//! Owns reading the log and the stream index, bounded by the durable
 //! position: nothing past it is ever returned.
 
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{Direction, RecordedEvent};
-use crate::layout::decode_u64;
+use crate::layout::{decode_u64, split_stream_key, stream_key, stream_prefix, Head};
 use crate::trees::Trees;
 
 /// The outcome of a bounded log scan.
@@ -137,29 +137,82 @@ pub fn read_stream(
     limit: usize,
     durable: u64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let entries = trees
-        .streams
-        .positions(stream, from_version, direction, limit, durable);
-    let mut events = Vec::with_capacity(entries.len());
-    for (version, position) in entries {
+    let mut events = Vec::new();
+    if limit == 0 {
+        return Ok(events);
+    }
+    let entries = match direction {
+        Direction::Forward => {
+            let start = stream_key(stream, from_version.max(1));
+            let end = stream_key(stream, u64::MAX);
+            Box::new(trees.streams.range(start..=end)) as Box<dyn Iterator<Item = _>>
+        }
+        Direction::Backward => {
+            if from_version == 0 {
+                return Ok(events);
+            }
+            let start = stream_key(stream, 1);
+            let end = stream_key(stream, from_version);
+            Box::new(trees.streams.range(start..=end).rev())
+        }
+    };
+    for entry in entries {
+        let (key, value) = entry.map_err(|e| StoreError::sled("read stream index", e))?;
+        let position = stream_entry_position(stream, &value)?;
+        if position > durable {
+            match direction {
+                // Positions grow with versions: nothing durable follows.
+                Direction::Forward => break,
+                Direction::Backward => continue,
+            }
+        }
         let event = load(trees, position)?;
-        if event.stream_id != stream || event.version != version {
+        let version = split_stream_key(&key).map(|(_, v)| v);
+        if event.stream_id != stream || Some(event.version) != version {
             return Err(StoreError::corrupt(
                 position,
                 format!(
-                    "stream index says `{stream}` v{version}, the log says `{}` v{}",
+                    "stream index says `{stream}` v{version:?}, the log says `{}` v{}",
                     event.stream_id, event.version
                 ),
             ));
         }
         events.push(event);
+        if events.len() >= limit {
+            break;
+        }
     }
     Ok(events)
 }
 
 /// The last durable version of `stream`, `None` if it has no durable event.
-pub fn stream_version(trees: &Trees, stream: &str, durable: u64) -> Option<u64> {
-    trees.streams.durable_version(stream, durable)
+pub fn stream_version(
+    trees: &Trees,
+    stream: &str,
+    durable: u64,
+) -> Result<Option<u64>, StoreError> {
+    let Some(bytes) = trees
+        .heads
+        .get(stream.as_bytes())
+        .map_err(|e| StoreError::sled("read stream head", e))?
+    else {
+        return Ok(None);
+    };
+    let head = Head::decode(stream, &bytes)?;
+    if head.position <= durable {
+        return Ok(Some(head.version));
+    }
+    // The head is not flushed yet: find the last flushed version.
+    let prefix = stream_prefix(stream);
+    for entry in trees.streams.scan_prefix(&prefix).rev() {
+        let (key, value) = entry.map_err(|e| StoreError::sled("read stream index", e))?;
+        if stream_entry_position(stream, &value)? <= durable {
+            return split_stream_key(&key).map(|(_, v)| Some(v)).ok_or_else(|| {
+                StoreError::corrupt(0, format!("malformed stream index key for `{stream}`"))
+            });
+        }
+    }
+    Ok(None)
 }
 
 /// The durable position of `event_id`, if stored.
@@ -179,4 +232,13 @@ pub fn event_position(
         StoreError::corrupt(0, format!("event_ids entry of {event_id} is not 8 bytes"))
     })?;
     Ok((position <= durable).then_some(position))
+}
+
+fn stream_entry_position(stream: &str, value: &[u8]) -> Result<u64, StoreError> {
+    decode_u64(value).ok_or_else(|| {
+        StoreError::corrupt(
+            0,
+            format!("stream index entry of `{stream}` is not 8 bytes"),
+        )
+    })
 }

@@ -1,30 +1,29 @@
-//! Owns making the indexes agree with the log when the store opens.
+//! Owns making the sled indexes agree with the log when the store opens.
 //!
 //! The log's segments are the record of what is stored: an append is
 //! acknowledged once its records, the last one flagged as ending a
-//! committed write, are synced there. The stream index is in memory and
-//! built from the log here. The `event_ids` tree and `meta`'s log end are
-//! written to sled after the records and flushed by sled on its own, so a
-//! crash can leave them behind the log, never (short of a power cut) ahead
-//! of it. [`recover`]:
+//! committed write, are synced there. The `streams`, `event_ids` and
+//! `heads` trees and `meta`'s log end are written to sled after the records
+//! and flushed by sled on its own, so a crash can leave them behind the
+//! log, never (short of a power cut) ahead of it. [`recover`]:
 //!
 //! 1. cuts the log after its last committed record (a write that did not
 //!    finish was never acknowledged);
 //! 2. if `meta` says the log ends past that (sled's flush reached the disk
-//!    and the log's tail did not: a power cut), drops `event_ids` and
-//!    rebuilds it from the whole log;
+//!    and the log's tail did not: a power cut), drops the indexes and
+//!    rebuilds them from the whole log;
 //! 3. if a write was putting index entries when the store stopped
 //!    ([`META_INDEXING`]), removes every entry naming a position past the
 //!    log's end;
-//! 4. reads the whole log once: every record goes into the stream index,
-//!    and the committed records past `meta`'s log end into `event_ids`,
-//!    and `meta` moves with them.
+//! 4. indexes the committed records past `meta`'s log end, moving the heads
+//!    and `meta` with them.
+
+use std::collections::HashMap;
 
 use crate::bulk::plain_last_position;
 use crate::codec;
 use crate::error::StoreError;
-use crate::layout::{decode_u64, META_INDEXING, META_LAST_POSITION};
-use crate::stream_index::Entry;
+use crate::layout::{decode_u64, stream_key, Head, META_INDEXING, META_LAST_POSITION};
 use crate::trees::Trees;
 
 /// What [`recover`] changed.
@@ -32,10 +31,8 @@ use crate::trees::Trees;
 pub(crate) struct Recovered {
     /// Records cut from the log's uncommitted tail.
     pub cut: u64,
-    /// Committed records whose `event_ids` entries were missing and put.
+    /// Committed records that were indexed.
     pub indexed: u64,
-    /// Streams in the stream index.
-    pub streams: usize,
     /// Index entries removed because they named no record.
     pub stale: u64,
     /// The indexes were rebuilt from the whole log.
@@ -73,7 +70,9 @@ pub(crate) fn recover(trees: &Trees) -> Result<Recovered, StoreError> {
             indexed_to,
             "the indexes name events the log does not hold; rebuilding them from the log"
         );
-        trees.event_ids.clear().map_err(sled_err)?;
+        for tree in [&trees.streams, &trees.event_ids, &trees.heads] {
+            tree.clear().map_err(sled_err)?;
+        }
         trees
             .meta
             .insert(META_LAST_POSITION, &0u64.to_be_bytes())
@@ -84,7 +83,6 @@ pub(crate) fn recover(trees: &Trees) -> Result<Recovered, StoreError> {
         recovered.stale = remove_entries_past(trees, end)?;
     }
     recovered.indexed = index(trees, indexed_to, end)?;
-    recovered.streams = trees.streams.stream_count();
     if marker.is_some() {
         trees.meta.remove(META_INDEXING).map_err(sled_err)?;
     }
@@ -97,83 +95,74 @@ pub(crate) fn recover(trees: &Trees) -> Result<Recovered, StoreError> {
     Ok(recovered)
 }
 
-/// Removes every `event_ids` entry naming a position past `end`; returns
-/// how many.
+/// Removes every `streams` and `event_ids` entry naming a position past
+/// `end`; returns how many.
 fn remove_entries_past(trees: &Trees, end: u64) -> Result<u64, StoreError> {
     let mut removed = 0;
-    for item in trees.event_ids.iter() {
-        let (key, value) = item.map_err(sled_err)?;
-        if decode_u64(&value).is_none_or(|position| position > end) {
-            trees.event_ids.remove(key).map_err(sled_err)?;
-            removed += 1;
+    for index in [&trees.streams, &trees.event_ids] {
+        for item in index.iter() {
+            let (key, value) = item.map_err(sled_err)?;
+            if decode_u64(&value).is_none_or(|position| position > end) {
+                index.remove(key).map_err(sled_err)?;
+                removed += 1;
+            }
         }
     }
     Ok(removed)
 }
 
-/// Builds the stream index from the log's records `1 ..= end`, puts the
-/// `event_ids` entries of those past `after`, and moves `meta`'s log end to
-/// `end`. Returns how many `event_ids` entries were put. A damaged record
-/// (its checksum or its envelope) is left for reads and `verify` to report
-/// where it is (see [`crate::stream_index::Builder`]).
+/// Indexes the log's records `after + 1 ..= end`: their `streams` and
+/// `event_ids` entries, then the heads and `meta`'s log end. Returns how
+/// many records.
 fn index(trees: &Trees, after: u64, end: u64) -> Result<u64, StoreError> {
-    let mut build = trees.streams.rebuild();
-    let mut count = 0u64;
-    let mut next = 1u64;
-    while next <= end {
-        let visited = trees.log.visit::<StoreError>(next, end, |position, bytes| {
-            next = position + 1;
-            let Some(entry) = readable(position, bytes) else {
-                build.damaged(position);
-                return Ok(true);
-            };
-            build.add(&entry.0);
-            if position > after {
-                trees
-                    .event_ids
-                    .insert(entry.1.as_bytes(), &position.to_be_bytes())
-                    .map_err(sled_err)?;
-                count += 1;
-            }
-            Ok(true)
-        });
-        match visited {
-            Ok(stopped) if stopped <= end => {
-                return Err(StoreError::corrupt(
-                    stopped,
-                    format!("the log ends before its last committed position {end}"),
-                ))
-            }
-            Ok(_) => {}
-            // A record that fails its checksum: skip it.
-            Err(StoreError::Corrupt { position, .. }) if position == next => {
-                build.damaged(position);
-                next = position + 1;
-            }
-            Err(e) => return Err(e),
-        }
+    if end <= after {
+        return Ok(0);
     }
-    if end > after {
+    let mut heads: HashMap<String, Head> = HashMap::new();
+    let mut count = 0u64;
+    let next = trees
+        .log
+        .visit::<StoreError>(after + 1, end, |position, bytes| {
+            let event = codec::decode_raw(position, bytes)?;
+            let at = position.to_be_bytes();
+            trees
+                .streams
+                .insert(stream_key(event.stream_id, event.version), &at[..])
+                .map_err(sled_err)?;
+            trees
+                .event_ids
+                .insert(event.event_id.as_bytes(), &at[..])
+                .map_err(sled_err)?;
+            let hash = <[u8; 32]>::try_from(event.hash)
+                .map_err(|_| StoreError::corrupt(position, "an event's hash is not 32 bytes"))?;
+            heads.insert(
+                event.stream_id.to_owned(),
+                Head {
+                    version: event.version,
+                    hash,
+                    position,
+                },
+            );
+            count += 1;
+            Ok(true)
+        })?;
+    if next <= end {
+        return Err(StoreError::corrupt(
+            next,
+            format!("the log ends before its last committed position {end}"),
+        ));
+    }
+    for (stream, head) in &heads {
         trees
-            .meta
-            .insert(META_LAST_POSITION, &end.to_be_bytes())
+            .heads
+            .insert(stream.as_bytes(), &head.encode()[..])
             .map_err(sled_err)?;
     }
+    trees
+        .meta
+        .insert(META_LAST_POSITION, &end.to_be_bytes())
+        .map_err(sled_err)?;
     Ok(count)
-}
-
-/// The stream index entry and the event id of a record, `None` if its
-/// envelope does not decode.
-fn readable(position: u64, bytes: &[u8]) -> Option<(Entry<'_>, uuid::Uuid)> {
-    let event = codec::decode_raw(position, bytes).ok()?;
-    let hash = <[u8; 32]>::try_from(event.hash).ok()?;
-    let entry = Entry {
-        stream: event.stream_id,
-        version: event.version,
-        position,
-        hash,
-    };
-    Some((entry, event.event_id))
 }
 
 #[cfg(test)]
@@ -219,10 +208,10 @@ mod tests {
         assert!(recovered.rebuilt);
         assert_eq!(recovered.indexed, 2);
         assert_eq!(plain_last_position(&trees.meta).unwrap(), 2);
-        let head = trees.streams.head("a").unwrap();
+        let head = Head::decode("a", &trees.heads.get("a").unwrap().unwrap()).unwrap();
         assert_eq!((head.version, head.position), (2, 2));
-        assert!(trees.streams.head("b").is_none());
-        assert_eq!(recovered.streams, 1);
+        assert!(trees.heads.get("b").unwrap().is_none());
+        assert_eq!(trees.streams.len(), 2);
         assert_eq!(trees.event_ids.len(), 2);
         assert!(trees
             .event_ids
@@ -241,7 +230,7 @@ mod tests {
             matches!(refused, Err(StoreError::Corrupt { position: 1, .. })),
             "{refused:?}"
         );
-        assert_eq!(trees.event_ids.len(), 4);
+        assert_eq!(trees.streams.len(), 4);
         assert_eq!(plain_last_position(&trees.meta).unwrap(), 4);
     }
 }

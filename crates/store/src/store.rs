@@ -233,11 +233,7 @@ impl Store {
     /// The last durable version of `stream`, `None` if it has no events.
     pub fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
         validate::stream_id(stream)?;
-        Ok(read::stream_version(
-            &self.inner.trees,
-            stream,
-            self.head_position(),
-        ))
+        read::stream_version(&self.inner.trees, stream, self.head_position())
     }
 
     /// The durable head: the last position flushed to disk (0 if empty).

@@ -1,14 +1,13 @@
-//! Owns the bundle of handles the store works on (the log's segment files,
-//! the in-memory stream index and the sled trees indexing the log) and
-//! opening them, and the write gate every writer of the log holds.
+//! Owns the bundle of handles the store works on (the log's segment files
+//! and the sled trees indexing them) and opening them, and the write gate
+//! every writer of the log holds.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::StoreError;
-use crate::layout::{EVENT_IDS_TREE, LOG_TREE, META_TREE};
+use crate::layout::{EVENT_IDS_TREE, HEADS_TREE, LOG_TREE, META_TREE, STREAMS_TREE};
 use crate::segments::SegmentLog;
-use crate::stream_index::StreamIndex;
 
 /// Handles to the store's log and trees (cheap to clone).
 #[derive(Clone, Debug)]
@@ -18,8 +17,10 @@ pub struct Trees {
     /// Format 1 kept the envelopes in this sled tree; only the upgrade to
     /// format 2 reads it (and then empties it).
     pub legacy_log: sled::Tree,
-    /// (stream, version) → position, and each stream's head, in memory.
-    pub streams: Arc<StreamIndex>,
+    /// (stream, version) → position.
+    pub streams: sled::Tree,
+    /// stream → head.
+    pub heads: sled::Tree,
     /// event id → position.
     pub event_ids: sled::Tree,
     /// metadata.
@@ -28,8 +29,6 @@ pub struct Trees {
     /// append or an import for their whole write), so a bulk append, which
     /// writes outside a sled transaction, never interleaves with another writer.
     gate: Arc<Mutex<()>>,
-    /// The database the trees are in (format upgrades drop whole trees).
-    pub db: sled::Db,
 }
 
 impl Trees {
@@ -47,11 +46,11 @@ impl Trees {
         Ok(Trees {
             log: SegmentLog::open(segments, max_segment_bytes)?,
             legacy_log: open(LOG_TREE)?,
-            streams: Arc::default(),
+            streams: open(STREAMS_TREE)?,
+            heads: open(HEADS_TREE)?,
             event_ids: open(EVENT_IDS_TREE)?,
             meta: open(META_TREE)?,
             gate: Arc::new(Mutex::new(())),
-            db: db.clone(),
         })
     }
 

@@ -12,9 +12,8 @@ use serde::Serialize;
 use crate::canonical::compute_hash;
 use crate::codec;
 use crate::error::StoreError;
-use crate::event::Direction;
 use crate::event::RecordedEvent;
-use crate::layout::{decode_u64, META_LAST_POSITION};
+use crate::layout::{decode_u64, split_stream_key, stream_key, Head, META_LAST_POSITION};
 use crate::trees::Trees;
 
 /// What kind of problem verification found.
@@ -36,11 +35,11 @@ pub enum ProblemKind {
     BrokenChain,
     /// An event's hash does not match its recomputed hash.
     HashMismatch,
-    /// The stream index disagrees with the log.
+    /// The `streams` index disagrees with the log.
     StreamIndexMismatch,
     /// The `event_ids` index disagrees with the log.
     EventIdIndexMismatch,
-    /// A stream's head in the stream index disagrees with the log.
+    /// The `heads` index disagrees with the log.
     HeadMismatch,
     /// The `meta` tree disagrees with the log.
     MetaMismatch,
@@ -238,15 +237,19 @@ fn check_event(
             ),
         )));
     }
-    let indexed = trees.streams.position(&event.stream_id, event.version);
-    if indexed != Some(position) {
+    let indexed = trees
+        .streams
+        .get(stream_key(&event.stream_id, event.version))
+        .map_err(io("verify stream index"))?;
+    if indexed.as_deref().and_then(decode_u64) != Some(position) {
         return Ok(Some(problem(
             position,
             stream,
             ProblemKind::StreamIndexMismatch,
             format!(
-                "the stream index has v{} at {indexed:?}, expected {position}",
+                "streams entry for v{} is {:?}, expected {position}",
                 event.version,
+                indexed.as_deref().map(describe)
             ),
         )));
     }
@@ -277,7 +280,7 @@ fn describe(bytes: &[u8]) -> String {
     }
 }
 
-/// After a clean walk: checks that the stream index, `event_ids` and
+/// After a clean walk: checks that `heads`, `streams`, `event_ids` and
 /// `meta` hold nothing the log does not explain.
 fn check_indexes(
     trees: &Trees,
@@ -291,18 +294,61 @@ fn check_indexes(
         let Some(chain) = chains.get(stream).copied() else {
             continue;
         };
-        if let Some(p) = check_head(trees, stream, Some(chain), durable) {
+        if let Some(p) = check_head(trees, stream, Some(chain), durable)? {
             return Ok(Some(p));
         }
     }
-    for (stream, versions, position) in trees.streams.durable_heads(durable) {
-        let walked = chains.get(&stream).map_or(0, |c| c.version);
-        if versions != walked {
+    for entry in trees.heads.iter() {
+        let (key, value) = entry.map_err(io("verify heads"))?;
+        let stream = String::from_utf8_lossy(&key).into_owned();
+        if chains.contains_key(&stream) {
+            continue;
+        }
+        let head = match Head::decode(&stream, &value) {
+            Ok(head) => head,
+            Err(e) => {
+                return Ok(Some(problem(
+                    0,
+                    Some(&stream),
+                    ProblemKind::HeadMismatch,
+                    e.to_string(),
+                )))
+            }
+        };
+        if head.position <= durable {
+            return Ok(Some(problem(
+                head.position,
+                Some(&stream),
+                ProblemKind::HeadMismatch,
+                "a head exists for a stream with no event in the log",
+            )));
+        }
+    }
+    for entry in trees.streams.iter() {
+        let (key, value) = entry.map_err(io("verify stream index"))?;
+        let Some((stream, version)) = split_stream_key(&key) else {
+            return Ok(Some(problem(
+                0,
+                None,
+                ProblemKind::StreamIndexMismatch,
+                "malformed streams key",
+            )));
+        };
+        let Some(position) = decode_u64(&value) else {
+            return Ok(Some(problem(
+                0,
+                Some(stream),
+                ProblemKind::StreamIndexMismatch,
+                format!("v{version} has a malformed position"),
+            )));
+        };
+        let explained = chains.get(stream).is_some_and(|c| version <= c.version);
+        if position <= durable && !explained {
             return Ok(Some(problem(
                 position,
-                Some(&stream),
+                Some(stream),
                 ProblemKind::StreamIndexMismatch,
-                format!("the stream index holds {versions} durable versions, the log {walked}"),
+                format!("streams entry v{version} → {position} has no event in the log"),
             )));
         }
     }
@@ -345,42 +391,55 @@ fn check_indexes(
     }
 }
 
-/// Checks the head of `stream` in the stream index against where its
-/// chain ended.
+/// Checks the `heads` entry of `stream` against where its chain ended.
 fn check_head(
     trees: &Trees,
     stream: &str,
     chain: Option<Chain>,
     durable: u64,
-) -> Option<VerifyProblem> {
+) -> Result<Option<VerifyProblem>, StoreError> {
     let at = chain.map_or(0, |c| c.position);
-    let head = match trees.streams.head(stream) {
-        None if chain.is_none() => return None,
+    let stored = trees
+        .heads
+        .get(stream.as_bytes())
+        .map_err(io("verify heads"))?;
+    let head = match stored {
+        None if chain.is_none() => return Ok(None),
         None => {
-            return Some(problem(
+            return Ok(Some(problem(
                 at,
                 Some(stream),
                 ProblemKind::HeadMismatch,
                 "the stream has events but no head",
-            ))
+            )))
         }
-        Some(head) => head,
+        Some(bytes) => match Head::decode(stream, &bytes) {
+            Ok(head) => head,
+            Err(e) => {
+                return Ok(Some(problem(
+                    at,
+                    Some(stream),
+                    ProblemKind::HeadMismatch,
+                    e.to_string(),
+                )))
+            }
+        },
     };
     if head.position > durable {
         // Appends past the durable position are in flight; the walk already
         // checked every durable event of the stream.
-        return None;
+        return Ok(None);
     }
     let Some(chain) = chain else {
-        return Some(problem(
+        return Ok(Some(problem(
             head.position,
             Some(stream),
             ProblemKind::HeadMismatch,
             "a head exists for a stream with no event",
-        ));
+        )));
     };
     if head.version != chain.version || head.hash != chain.hash || head.position != chain.position {
-        return Some(problem(
+        return Ok(Some(problem(
             at,
             Some(stream),
             ProblemKind::HeadMismatch,
@@ -393,9 +452,9 @@ fn check_head(
                 chain.position,
                 hex::encode(chain.hash)
             ),
-        ));
+        )));
     }
-    None
+    Ok(None)
 }
 
 /// Verifies one stream up to `durable`.
@@ -409,17 +468,31 @@ pub fn verify_stream(
         ..VerifyReport::default()
     };
     let mut chain: Option<Chain> = None;
-    let entries = trees
+    for entry in trees
         .streams
-        .positions(stream, 1, Direction::Forward, usize::MAX, durable);
-    for (version, position) in entries {
+        .scan_prefix(crate::layout::stream_prefix(stream))
+    {
+        let (key, value) = entry.map_err(io("verify stream index"))?;
+        let Some(position) = decode_u64(&value) else {
+            report.problem = Some(problem(
+                0,
+                Some(stream),
+                ProblemKind::StreamIndexMismatch,
+                "malformed position in the streams index",
+            ));
+            return Ok(report);
+        };
+        if position > durable {
+            break;
+        }
+        let version = split_stream_key(&key).map(|(_, v)| v);
         let bytes = trees.log.get(position)?;
         let Some(bytes) = bytes else {
             report.problem = Some(problem(
                 position,
                 Some(stream),
                 ProblemKind::StreamIndexMismatch,
-                format!("v{version} points at a missing log entry"),
+                format!("v{version:?} points at a missing log entry"),
             ));
             return Ok(report);
         };
@@ -435,13 +508,13 @@ pub fn verify_stream(
                 return Ok(report);
             }
         };
-        if event.stream_id != stream || event.version != version {
+        if event.stream_id != stream || Some(event.version) != version {
             report.problem = Some(problem(
                 position,
                 Some(stream),
                 ProblemKind::StreamIndexMismatch,
                 format!(
-                    "index says v{version}, the log holds `{}` v{}",
+                    "index says v{version:?}, the log holds `{}` v{}",
                     event.stream_id, event.version
                 ),
             ));
@@ -459,6 +532,6 @@ pub fn verify_stream(
         report.events_checked += 1;
     }
     report.streams_checked = u64::from(chain.is_some());
-    report.problem = check_head(trees, stream, chain, durable);
+    report.problem = check_head(trees, stream, chain, durable)?;
     Ok(report)
 }

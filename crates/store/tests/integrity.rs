@@ -9,8 +9,7 @@ use std::path::Path;
 use common::{event, events, Note};
 use segment_files::edit_record;
 use sijil_store::layout::{
-    EVENT_IDS_TREE, HEADS_TREE, LOG_TREE, META_FORMAT_VERSION, META_LAST_POSITION, META_TREE,
-    STREAMS_TREE,
+    HEADS_TREE, LOG_TREE, META_FORMAT_VERSION, META_LAST_POSITION, META_TREE, STREAMS_TREE,
 };
 use sijil_store::{Direction, ExpectedVersion, ProblemKind, Store, StoreError};
 
@@ -149,27 +148,35 @@ async fn a_damaged_record_fails_its_checksum_where_it_is_and_the_rest_stays_read
 
 #[tokio::test]
 async fn tampered_indexes_are_reported() {
-    // Given a store whose `event_ids` entry of position 3 names position 9
+    let dir = tempfile::tempdir().expect("temp dir");
+    fill(dir.path()).await;
+    {
+        let store = Store::open(dir.path()).expect("open");
+        let streams = store.db().open_tree(STREAMS_TREE).expect("tree");
+        let mut key = b"a\0".to_vec();
+        key.extend_from_slice(&3u64.to_be_bytes());
+        streams.insert(key, &9u64.to_be_bytes()).expect("insert");
+        let problem = store.verify().expect("verify").problem.expect("a problem");
+        assert_eq!(
+            (problem.position, problem.kind),
+            (3, ProblemKind::StreamIndexMismatch)
+        );
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     fill(dir.path()).await;
     let store = Store::open(dir.path()).expect("open");
-    let third = store.read_all(3, 1, None).expect("read").remove(0);
-    let ids = store.db().open_tree(EVENT_IDS_TREE).expect("tree");
-    ids.insert(third.event_id.as_bytes(), &9u64.to_be_bytes())
-        .expect("insert");
-    // Then verify pinpoints it
+    let heads = store.db().open_tree(HEADS_TREE).expect("tree");
+    heads.remove("b").expect("remove");
     let problem = store.verify().expect("verify").problem.expect("a problem");
-    assert_eq!(
-        (problem.position, problem.kind),
-        (3, ProblemKind::EventIdIndexMismatch)
-    );
-    // and an entry naming no event is reported too
-    ids.insert(third.event_id.as_bytes(), &3u64.to_be_bytes())
-        .expect("insert");
-    assert!(store.verify().expect("verify").is_ok());
-    ids.insert([7u8; 16], &4u64.to_be_bytes()).expect("insert");
-    let problem = store.verify().expect("verify").problem.expect("a problem");
-    assert_eq!(problem.kind, ProblemKind::EventIdIndexMismatch);
+    assert_eq!(problem.kind, ProblemKind::HeadMismatch);
+    assert_eq!(problem.stream_id.as_deref(), Some("b"));
+    assert_eq!(problem.position, 7);
+    let problem = store
+        .verify_stream("b")
+        .expect("verify")
+        .problem
+        .expect("a problem");
+    assert_eq!(problem.kind, ProblemKind::HeadMismatch);
 }
 
 #[tokio::test]
@@ -256,20 +263,14 @@ async fn a_format_1_store_is_upgraded_to_segment_files() {
     std::fs::remove_dir_all(dir.path().join("segments")).expect("remove segments");
     // When this build opens it
     let store = Store::open(dir.path()).expect("upgrade");
-    // Then it is the current format, the committed events are in segment
-    // files exactly as they were, the uncommitted one is gone with its index
-    // entries, the old log tree is empty and the stream trees are gone
+    // Then it is format 2, the committed events are in segment files exactly
+    // as they were, the uncommitted one is gone with its index entries, and
+    // the old tree is empty
     let meta = store.db().open_tree(META_TREE).expect("meta");
     assert_eq!(
         meta.get(META_FORMAT_VERSION).expect("get").as_deref(),
-        Some(&sijil_store::format::CURRENT_FORMAT.to_be_bytes()[..])
+        Some(&2u32.to_be_bytes()[..])
     );
-    let names = store.db().tree_names();
-    for gone in [STREAMS_TREE, HEADS_TREE] {
-        assert!(!names.iter().any(|n| n == gone.as_bytes()), "{gone}");
-    }
-    assert_eq!(store.stream_version("c").expect("version"), None);
-    assert_eq!(store.stream_version("a").expect("version"), Some(7));
     assert_eq!(store.head_position(), 10);
     assert_eq!(store.read_all(1, 100, None).expect("read"), before[..10]);
     assert_eq!(segment_files::envelopes(dir.path()), records[..10]);
