@@ -67,6 +67,12 @@ pub enum Command {
     Verify,
     /// Rebuild one projection (or all) from the log.
     Rebuild(RebuildArgs),
+    /// Compact the store's database while no server runs on it: every index and projection
+    /// tree is copied into a fresh database that takes the old one's place, leaving behind
+    /// the old page versions sled keeps (its files and its memory at start shrink with them).
+    /// The log's segment files are not touched; an interrupted compaction is finished or
+    /// undone the next time the store opens.
+    Compact,
     /// Create, list and revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),

@@ -332,6 +332,26 @@ fn spinner(message: String) -> ProgressBar {
 
 /// `sijil rebuild [PROJECTION]` (`master_key_file` as for `serve`: a sealed store's
 /// directory indexes keyed hashes, which need the vault).
+/// `sijil compact`: the store's checks first (an existing, undamaged store no server holds),
+/// then the compaction; prints what it freed.
+pub fn compact(data: &Path) -> Result<()> {
+    drop(store_dir::open(data, Mode::Existing)?);
+    let bar = spinner("compacting the database".into());
+    let done = sijil_store::compact::compact(data);
+    bar.finish_and_clear();
+    let done = done.map_err(|e| store_dir::explain(data, e))?;
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    println!(
+        "compacted: {:.1} MB -> {:.1} MB of database files ({} trees, {} keys) in {:.1} s",
+        mb(done.bytes_before),
+        mb(done.bytes_after),
+        done.trees,
+        done.entries,
+        done.seconds
+    );
+    Ok(())
+}
+
 pub fn rebuild(
     data: &Path,
     name: Option<&str>,

@@ -153,6 +153,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             args.projection.as_deref(),
             common.master_key_file.as_ref(),
         )?,
+        Command::Compact => commands::compact(&common.data)?,
         Command::Token(command) => {
             commands::token(&common.data, common.postgres.as_deref(), command)?
         }

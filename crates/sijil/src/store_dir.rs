@@ -105,7 +105,7 @@ pub fn mark(dir: &Path, store: &Store) -> Result<()> {
     write().with_context(|| format!("cannot write the head mark in {}", dir.display()))
 }
 
-fn explain(dir: &Path, error: StoreError) -> anyhow::Error {
+pub fn explain(dir: &Path, error: StoreError) -> anyhow::Error {
     let shown = dir.display();
     let text = error.to_string();
     if error.is_store_in_use() || text.contains("WouldBlock") {

@@ -20,6 +20,7 @@ pub mod bulk;
 mod bytes_serde;
 pub mod canonical;
 mod codec;
+pub mod compact;
 pub mod config;
 pub mod disk;
 mod durable;

@@ -61,6 +61,7 @@ impl Store {
     /// Fails with [`StoreError::IncompatibleFormat`] if the store was written
     /// by a newer format; older formats are upgraded in place.
     pub fn open_with(config: StoreConfig) -> Result<Store, StoreError> {
+        crate::compact::finish_swap(&config.path)?;
         let db = open_db(&config)?;
         let trees = Trees::open(
             &db,
@@ -300,7 +301,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// a moment after the last handle of a closed store is dropped, so a lock held by someone
 /// else is retried for up to [`LOCK_WAIT`] before the error is returned (a store served by
 /// another process stays locked and fails then).
-fn open_db(config: &StoreConfig) -> Result<sled::Db, StoreError> {
+pub(crate) fn open_db(config: &StoreConfig) -> Result<sled::Db, StoreError> {
     let deadline = Instant::now() + LOCK_WAIT;
     let mut pause = Duration::from_millis(5);
     loop {
