@@ -116,7 +116,6 @@ fn move_sled_files(from: &Path, to: &Path) -> Result<(), StoreError> {
 pub(crate) fn finish_swap(dir: &Path) -> Result<(), StoreError> {
     let mark = dir.join(SWAP_MARK);
     let new = dir.join(NEW_DIR);
-    let old = dir.join(OLD_DIR);
     let phase = match fs::read(&mark) {
         Ok(bytes) => bytes.first().copied(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -129,7 +128,15 @@ pub(crate) fn finish_swap(dir: &Path) -> Result<(), StoreError> {
         Err(e) => return Err(io("read the compaction mark")(e)),
     };
     tracing::warn!("finishing the swap of an interrupted compaction");
-    if phase != Some(b'2') {
+    swap(dir, phase == Some(b'2'))
+}
+
+/// The swap itself, from phase 1 or (`in_phase_two`) from phase 2.
+fn swap(dir: &Path, in_phase_two: bool) -> Result<(), StoreError> {
+    let mark = dir.join(SWAP_MARK);
+    let new = dir.join(NEW_DIR);
+    let old = dir.join(OLD_DIR);
+    if !in_phase_two {
         // Phase 1: every sled file still in place is the old database's.
         move_sled_files(dir, &old)?;
         write_mark(dir, 2)?;
@@ -194,7 +201,7 @@ pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
     };
     sync_dir(&new)?;
     write_mark(dir, 1)?;
-    finish_swap(dir)?;
+    swap(dir, false)?;
     let bytes_after: u64 = sled_files(dir)?.iter().map(|f| size_of(f)).sum();
     Ok(Compacted {
         bytes_before,
