@@ -192,8 +192,10 @@ pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
     let (trees, entries) = {
         let sled_err = |e| StoreError::sled("compact the database", e);
         let from = crate::store::open_db(&crate::StoreConfig::new(dir))?;
+        // A small cache: the copy reads each page once and writes in key order.
         let to = sled::Config::new()
             .path(&new)
+            .cache_capacity(64 << 20)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(sled_err)?;
