@@ -123,6 +123,11 @@ pub(crate) fn finish_swap(dir: &Path) -> Result<(), StoreError> {
                 tracing::warn!("removing the copy of a compaction that stopped before its swap");
                 fs::remove_dir_all(&new).map_err(io("remove an unfinished compaction"))?;
             }
+            // Without the mark, old files are what a finished swap had not removed yet.
+            let old = dir.join(OLD_DIR);
+            if old.exists() {
+                fs::remove_dir_all(&old).map_err(io("remove the old database"))?;
+            }
             return Ok(());
         }
         Err(e) => return Err(io("read the compaction mark")(e)),
@@ -352,6 +357,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let before = churned(dir.path());
         fresh_copy(dir.path());
+        holds(dir.path(), &before);
+    }
+
+    #[test]
+    fn old_files_a_finished_swap_left_are_removed_when_the_store_opens() {
+        // Given a compacted store and the old database's files still beside it (a stop
+        // after the mark went, before they were removed)
+        let dir = tempfile::tempdir().unwrap();
+        let before = churned(dir.path());
+        compact(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join(OLD_DIR).join("blobs")).unwrap();
+        fs::write(dir.path().join(OLD_DIR).join("db"), b"old").unwrap();
+        // Then opening removes them and the store holds what it held
         holds(dir.path(), &before);
     }
 }
