@@ -42,13 +42,6 @@ pub struct Compacted {
     pub seconds: f64,
 }
 
-fn io(operation: &'static str) -> impl Fn(std::io::Error) -> StoreError {
-    move |e| StoreError::Io {
-        operation,
-        detail: e.to_string(),
-    }
-}
-
 /// Whether `name` is one of sled's own files in a database directory.
 fn is_sled_file(name: &str) -> bool {
     matches!(name, "conf" | "db" | "blobs") || name.starts_with("snap.")
@@ -57,8 +50,8 @@ fn is_sled_file(name: &str) -> bool {
 /// The sled files directly in `dir`.
 fn sled_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut files = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io("list the database files"))? {
-        let entry = entry.map_err(io("list the database files"))?;
+    for entry in fs::read_dir(dir).map_err(StoreError::io("list the database files"))? {
+        let entry = entry.map_err(StoreError::io("list the database files"))?;
         if entry.file_name().to_str().is_some_and(is_sled_file) {
             files.push(entry.path());
         }
@@ -86,26 +79,26 @@ fn size_of(path: &Path) -> u64 {
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io("sync the data directory"))
+        .map_err(StoreError::io("sync the data directory"))
 }
 
 fn write_mark(dir: &Path, phase: u8) -> Result<(), StoreError> {
     let path = dir.join(SWAP_MARK);
-    let mut file = fs::File::create(&path).map_err(io("write the compaction mark"))?;
+    let mut file = fs::File::create(&path).map_err(StoreError::io("write the compaction mark"))?;
     std::io::Write::write_all(&mut file, &[b'0' + phase])
         .and_then(|()| file.sync_all())
-        .map_err(io("write the compaction mark"))?;
+        .map_err(StoreError::io("write the compaction mark"))?;
     sync_dir(dir)
 }
 
 /// Moves every sled file of `from` into `to`.
 fn move_sled_files(from: &Path, to: &Path) -> Result<(), StoreError> {
-    fs::create_dir_all(to).map_err(io("move the database files"))?;
+    fs::create_dir_all(to).map_err(StoreError::io("move the database files"))?;
     for file in sled_files(from)? {
         let Some(name) = file.file_name() else {
             continue;
         };
-        fs::rename(&file, to.join(name)).map_err(io("move the database files"))?;
+        fs::rename(&file, to.join(name)).map_err(StoreError::io("move the database files"))?;
     }
     sync_dir(from)?;
     sync_dir(to)
@@ -121,16 +114,17 @@ pub(crate) fn finish_swap(dir: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if new.exists() {
                 tracing::warn!("removing the copy of a compaction that stopped before its swap");
-                fs::remove_dir_all(&new).map_err(io("remove an unfinished compaction"))?;
+                fs::remove_dir_all(&new)
+                    .map_err(StoreError::io("remove an unfinished compaction"))?;
             }
             // Without the mark, old files are what a finished swap had not removed yet.
             let old = dir.join(OLD_DIR);
             if old.exists() {
-                fs::remove_dir_all(&old).map_err(io("remove the old database"))?;
+                fs::remove_dir_all(&old).map_err(StoreError::io("remove the old database"))?;
             }
             return Ok(());
         }
-        Err(e) => return Err(io("read the compaction mark")(e)),
+        Err(e) => return Err(StoreError::io("read the compaction mark")(e)),
     };
     tracing::warn!("finishing the swap of an interrupted compaction");
     swap(dir, phase == Some(b'2'))
@@ -148,11 +142,11 @@ fn swap(dir: &Path, in_phase_two: bool) -> Result<(), StoreError> {
     }
     // Phase 2: every sled file in place is the fresh database's.
     move_sled_files(&new, dir)?;
-    fs::remove_file(&mark).map_err(io("remove the compaction mark"))?;
+    fs::remove_file(&mark).map_err(StoreError::io("remove the compaction mark"))?;
     sync_dir(dir)?;
-    fs::remove_dir_all(&new).map_err(io("remove the compaction's directory"))?;
+    fs::remove_dir_all(&new).map_err(StoreError::io("remove the compaction's directory"))?;
     if old.exists() {
-        fs::remove_dir_all(&old).map_err(io("remove the old database"))?;
+        fs::remove_dir_all(&old).map_err(StoreError::io("remove the old database"))?;
     }
     Ok(())
 }

@@ -42,13 +42,6 @@ pub struct DiskSync {
     fail: bool,
 }
 
-fn io(operation: &'static str) -> impl Fn(std::io::Error) -> StoreError {
-    move |e| StoreError::Io {
-        operation,
-        detail: e.to_string(),
-    }
-}
-
 impl DiskSync {
     /// Prepares durable syncs of `log` and of `db`, whose directory is
     /// `path`. Also syncs the directory itself once, so the files sled
@@ -62,12 +55,13 @@ impl DiskSync {
         let file = match mode {
             SyncMode::NoFsync => None,
             SyncMode::Fsync => {
-                let data =
-                    File::open(path.join("db")).map_err(io("open the data file for fsync"))?;
-                data.sync_all().map_err(io("fsync the data file"))?;
+                let data = File::open(path.join("db"))
+                    .map_err(StoreError::io("open the data file for fsync"))?;
+                data.sync_all()
+                    .map_err(StoreError::io("fsync the data file"))?;
                 File::open(path)
                     .and_then(|dir| dir.sync_all())
-                    .map_err(io("fsync the store directory"))?;
+                    .map_err(StoreError::io("fsync the store directory"))?;
                 Some(data)
             }
         };
@@ -118,7 +112,7 @@ impl DiskSync {
         self.sync()?;
         self.db.flush().map_err(|e| StoreError::sled("flush", e))?;
         if let Some(file) = &self.file {
-            file.sync_data().map_err(io("fdatasync"))?;
+            file.sync_data().map_err(StoreError::io("fdatasync"))?;
         }
         Ok(())
     }

@@ -108,6 +108,14 @@ impl StoreError {
         matches!(self, StoreError::Io { detail, .. } if detail.contains(SLED_LOCK_HELD))
     }
 
+    /// Wraps an I/O error that happened during `operation` (for `map_err`).
+    pub(crate) fn io(operation: &'static str) -> impl Fn(std::io::Error) -> StoreError {
+        move |e| StoreError::Io {
+            operation,
+            detail: e.to_string(),
+        }
+    }
+
     /// Wraps a sled error that happened during `operation`.
     pub(crate) fn sled(operation: &'static str, err: sled::Error) -> StoreError {
         match err {

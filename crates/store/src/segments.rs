@@ -102,13 +102,6 @@ impl Segment {
     }
 }
 
-fn io(operation: &'static str) -> impl Fn(std::io::Error) -> StoreError {
-    move |e| StoreError::Io {
-        operation,
-        detail: e.to_string(),
-    }
-}
-
 fn checksum(body: &[u8]) -> u32 {
     crc32fast::hash(body)
 }
@@ -229,7 +222,7 @@ fn zeros_from(file: &File, offset: u64, file_len: u64) -> Result<bool, StoreErro
     while at < file_len {
         let n = (file_len - at).min(buffer.len() as u64) as usize;
         file.read_exact_at(&mut buffer[..n], at)
-            .map_err(io("read a log segment"))?;
+            .map_err(StoreError::io("read a log segment"))?;
         if buffer[..n].iter().any(|&b| b != 0) {
             return Ok(false);
         }
@@ -246,7 +239,10 @@ fn zeros_from(file: &File, offset: u64, file_len: u64) -> Result<bool, StoreErro
 /// damage in the middle of the log: it is kept, so that reads and `verify`
 /// report it where it is, and the scan goes on.
 fn scan_segment(file: &File, first: u64) -> Result<Scanned, StoreError> {
-    let file_len = file.metadata().map_err(io("read a log segment"))?.len();
+    let file_len = file
+        .metadata()
+        .map_err(StoreError::io("read a log segment"))?
+        .len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut scanned = Scanned {
         offsets: Vec::new(),
@@ -309,10 +305,10 @@ impl SegmentLog {
     /// tail of the last segment is cut off (it was never acknowledged: its
     /// write did not finish); damage in any earlier segment is corruption.
     pub fn open(dir: &Path, max_segment_bytes: u64) -> Result<SegmentLog, StoreError> {
-        std::fs::create_dir_all(dir).map_err(io("create the log directory"))?;
+        std::fs::create_dir_all(dir).map_err(StoreError::io("create the log directory"))?;
         let mut firsts = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io("list the log directory"))? {
-            let entry = entry.map_err(io("list the log directory"))?;
+        for entry in std::fs::read_dir(dir).map_err(StoreError::io("list the log directory"))? {
+            let entry = entry.map_err(StoreError::io("list the log directory"))?;
             let name = entry.file_name();
             if let Some(first) = name.to_str().and_then(parse_segment_name) {
                 firsts.push(first);
@@ -327,7 +323,7 @@ impl SegmentLog {
                 .read(true)
                 .write(true)
                 .open(&path)
-                .map_err(io("open a log segment"))?;
+                .map_err(StoreError::io("open a log segment"))?;
             let expected = state.segments.last().map_or(1, |s| s.last() + 1);
             if first != expected {
                 return Err(StoreError::corrupt(
@@ -367,13 +363,14 @@ impl SegmentLog {
                 );
                 file.set_len(scanned.good_len)
                     .and_then(|()| file.sync_all())
-                    .map_err(io("cut a torn log tail"))?;
+                    .map_err(StoreError::io("cut a torn log tail"))?;
             }
             if scanned.offsets.is_empty() {
                 // An empty segment (rolled to, nothing written): drop it, so
                 // every segment kept holds at least one record.
                 drop(file);
-                std::fs::remove_file(&path).map_err(io("remove an empty log segment"))?;
+                std::fs::remove_file(&path)
+                    .map_err(StoreError::io("remove an empty log segment"))?;
                 if !is_last {
                     return Err(StoreError::corrupt(
                         first,
@@ -451,7 +448,7 @@ impl SegmentLog {
         };
         let mut bytes = vec![0u8; (end - start) as usize];
         file.read_exact_at(&mut bytes, start)
-            .map_err(io("read the log"))?;
+            .map_err(StoreError::io("read the log"))?;
         let (payload, _, _) = parse_record(position, &bytes)?;
         let len = payload.len();
         bytes.truncate(HEADER + len);
@@ -476,7 +473,7 @@ impl SegmentLog {
             };
             buffer.resize((end - start) as usize, 0);
             file.read_exact_at(&mut buffer, start)
-                .map_err(io("read the log"))?;
+                .map_err(StoreError::io("read the log"))?;
             let mut at = 0usize;
             while at < buffer.len() {
                 let (payload, _, used) = parse_record(next, &buffer[at..])?;
@@ -568,7 +565,7 @@ impl SegmentLog {
             // fails, the torn bytes are cut when the store opens again
             // (nothing points at them).
             let _ = file.set_len(at).and_then(|()| file.set_len(prepared));
-            return Err(io("write the log")(e));
+            return Err(StoreError::io("write the log")(e));
         }
         let prepared = prepared.max(end);
         let prepared = if prepared - end < PREPARE_AHEAD / 2 {
@@ -622,7 +619,7 @@ impl SegmentLog {
                 last.file
                     .set_len(last.len)
                     .and_then(|()| last.file.sync_data())
-                    .map_err(io("sync a log segment"))?;
+                    .map_err(StoreError::io("sync a log segment"))?;
             }
         }
         let path = self.inner.dir.join(segment_name(first));
@@ -632,7 +629,7 @@ impl SegmentLog {
             .create(true)
             .truncate(true)
             .open(path)
-            .map_err(io("create a log segment"))?;
+            .map_err(StoreError::io("create a log segment"))?;
         let file = Arc::new(file);
         self.inner.dir_unsynced.store(true, Ordering::Release);
         self.write().segments.push(Segment {
@@ -650,7 +647,8 @@ impl SegmentLog {
     pub fn sync(&self) -> Result<(), StoreError> {
         let active = self.read().segments.last().map(|s| Arc::clone(&s.file));
         if let Some(file) = active {
-            file.sync_data().map_err(io("fdatasync the log"))?;
+            file.sync_data()
+                .map_err(StoreError::io("fdatasync the log"))?;
         }
         self.sync_dir()
     }
@@ -659,7 +657,7 @@ impl SegmentLog {
         if self.inner.dir_unsynced.swap(false, Ordering::AcqRel) {
             if let Err(e) = File::open(&self.inner.dir).and_then(|dir| dir.sync_all()) {
                 self.inner.dir_unsynced.store(true, Ordering::Release);
-                return Err(io("fsync the log directory")(e));
+                return Err(StoreError::io("fsync the log directory")(e));
             }
         }
         Ok(())
@@ -684,7 +682,7 @@ impl SegmentLog {
                 let first = segment.first;
                 state.segments.pop();
                 std::fs::remove_file(self.inner.dir.join(segment_name(first)))
-                    .map_err(io("remove a log segment"))?;
+                    .map_err(StoreError::io("remove a log segment"))?;
                 self.inner.dir_unsynced.store(true, Ordering::Release);
                 continue;
             }
@@ -695,7 +693,7 @@ impl SegmentLog {
                 .file
                 .set_len(cut)
                 .and_then(|()| segment.file.sync_all())
-                .map_err(io("cut the log"))?;
+                .map_err(StoreError::io("cut the log"))?;
             segment.offsets.truncate(keep);
             segment.len = cut;
             segment.prepared = cut;
