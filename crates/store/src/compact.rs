@@ -76,6 +76,11 @@ fn size_of(path: &Path) -> u64 {
     }
 }
 
+/// Bytes of the sled files directly in `dir`.
+fn sled_bytes(dir: &Path) -> Result<u64, StoreError> {
+    Ok(sled_files(dir)?.iter().map(|f| size_of(f)).sum())
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -186,7 +191,7 @@ pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
     let started = Instant::now();
     // Whatever an earlier compaction left, and the store's own recovery, first.
     drop(crate::Store::open(dir)?);
-    let bytes_before: u64 = sled_files(dir)?.iter().map(|f| size_of(f)).sum();
+    let bytes_before = sled_bytes(dir)?;
     let new = dir.join(NEW_DIR);
     let (trees, entries) = {
         let sled_err = |e| StoreError::sled("compact the database", e);
@@ -203,7 +208,7 @@ pub fn compact(dir: &Path) -> Result<Compacted, StoreError> {
     sync_dir(&new)?;
     write_mark(dir, 1)?;
     swap(dir, false)?;
-    let bytes_after: u64 = sled_files(dir)?.iter().map(|f| size_of(f)).sum();
+    let bytes_after = sled_bytes(dir)?;
     Ok(Compacted {
         bytes_before,
         bytes_after,
@@ -266,10 +271,6 @@ mod tests {
         dump(&store)
     }
 
-    fn sled_bytes(dir: &Path) -> u64 {
-        sled_files(dir).unwrap().iter().map(|f| size_of(f)).sum()
-    }
-
     /// The store at `dir` holds exactly `before`, verifies and takes an append.
     fn holds(dir: &Path, before: &Dump) {
         let store = Store::open(dir).unwrap();
@@ -300,7 +301,7 @@ mod tests {
             compacted.bytes_after < compacted.bytes_before,
             "{compacted:?}"
         );
-        assert_eq!(compacted.bytes_after, sled_bytes(dir.path()));
+        assert_eq!(compacted.bytes_after, sled_bytes(dir.path()).unwrap());
         assert_eq!(
             compacted.entries,
             before.values().map(|rows| rows.len() as u64).sum::<u64>()
