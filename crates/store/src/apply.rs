@@ -8,11 +8,10 @@
 //! corrupt read or a storage error while deciding writes nothing. Then, from
 //! this one thread and under the write gate: the group's records in one
 //! write to the log's segment, the last one flagged as ending a committed
-//! write; that flag is the commit point. Then the index entries: for a
-//! large group plain sled inserts of its `streams` and `event_ids` entries
-//! (under the `indexing` marker in `meta`) and one small transaction that
-//! moves the stream heads and `meta`'s log end; for a group of a few events
-//! all of that in one transaction, which costs less for them.
+//! write; that flag is the commit point. Then the index entries, all plain
+//! sled inserts under the `indexing` marker in `meta`: the group's
+//! `streams` and `event_ids` entries, the stream heads, `meta`'s log end,
+//! and the marker's removal ([`crate::bulk::move_heads_and_end`]).
 //!
 //! The syncer acknowledges the group once the log's segment is synced; sled
 //! flushes the indexes on its own. After a crash, the store's recovery
@@ -23,21 +22,14 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use sled::transaction::TransactionalTree;
-use sled::Transactional;
 use uuid::Uuid;
 
-use crate::bulk::{checked_log_end, finish_tx, plain_head, IndexEntries, TxResult};
+use crate::bulk::{checked_log_end, move_heads_and_end, plain_head, IndexEntries};
 use crate::codec;
 use crate::error::StoreError;
 use crate::event::{AppendResult, ExpectedVersion, NewEvent, RecordedEvent};
-use crate::layout::{decode_u64, stream_key, Head, META_INDEXING, META_LAST_POSITION};
+use crate::layout::{decode_u64, Head};
 use crate::trees::Trees;
-
-/// Groups of at most this many events are written in one transaction: for
-/// a few events its fixed cost is less than that of separate inserts plus
-/// the commit transaction (a lone writer's append was ~10 % slower without it).
-const ONE_TRANSACTION_UP_TO: usize = 8;
 
 /// What an append did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,58 +289,21 @@ impl<'a> Staged<'a> {
                 true,
             )
             .map_err(GroupFailure::Unwritten)?;
-        let indexed = if self.events.len() > ONE_TRANSACTION_UP_TO {
-            self.put_entries(trees).and_then(|()| self.commit(trees))
-        } else {
-            self.commit_all(trees)
-        };
+        let indexed = self.put_entries(trees).and_then(|()| self.commit(trees));
         indexed.map_err(GroupFailure::PartlyWritten)?;
         Ok(self.outcomes)
     }
 
-    /// A small group: its index entries, heads and log end in one
-    /// transaction. Its reads were made while deciding; this only writes.
-    fn commit_all(&self, trees: &Trees) -> Result<(), StoreError> {
-        let result = (&trees.streams, &trees.event_ids, &trees.heads, &trees.meta).transaction(
-            |(streams, event_ids, heads, meta)| {
-                for (event, _) in &self.events {
-                    let position = event.position.to_be_bytes();
-                    streams.insert(stream_key(&event.stream_id, event.version), &position)?;
-                    event_ids.insert(event.event_id.as_bytes(), &position)?;
-                }
-                self.move_heads_and_end(heads, meta)
-            },
-        );
-        finish_tx(result, "append")
-    }
-
-    /// The `streams` and `event_ids` entries of a large group, not
-    /// committed yet.
+    /// The group's `streams` and `event_ids` entries, not committed yet.
     fn put_entries(&self, trees: &Trees) -> Result<(), StoreError> {
         let entries = IndexEntries::of(self.events.iter().map(|(event, _)| event));
         entries.put(trees)
     }
 
-    /// The commit point: the stream heads and `meta`'s log end move together.
+    /// The stream heads, then `meta`'s log end.
     fn commit(&self, trees: &Trees) -> Result<(), StoreError> {
-        let result = (&trees.heads, &trees.meta)
-            .transaction(|(heads, meta)| self.move_heads_and_end(heads, meta));
-        finish_tx(result, "append")
-    }
-
-    /// Inside a transaction: the new heads of the group's streams and the
-    /// log's new end.
-    fn move_heads_and_end(
-        &self,
-        heads: &TransactionalTree,
-        meta: &TransactionalTree,
-    ) -> TxResult<()> {
-        for (stream, head) in &self.heads {
-            heads.insert(stream.as_bytes(), &head.encode()[..])?;
-        }
-        meta.insert(META_LAST_POSITION, &self.last_position().to_be_bytes())?;
-        meta.remove(META_INDEXING)?;
-        Ok(())
+        let heads = self.heads.iter().map(|(stream, head)| (*stream, *head));
+        move_heads_and_end(trees, heads, self.last_position(), "append")
     }
 }
 
@@ -357,6 +312,7 @@ mod tests {
     use super::*;
     use crate::bulk::plain_last_position;
     use crate::event::sample_event as event;
+    use crate::layout::{stream_key, META_INDEXING};
 
     /// A store's trees and log in a temporary directory.
     struct Scratch {
@@ -458,10 +414,9 @@ mod tests {
     }
 
     #[test]
-    fn small_and_large_groups_leave_the_same_trees() {
-        // Given the same appends (three streams, five events each), applied once as a
-        // large group (plain inserts and a commit) and once in small groups of one
-        // append each (one transaction each)
+    fn one_group_and_a_group_per_append_leave_the_same_trees() {
+        // Given the same appends (three streams, five events each), applied once as
+        // one group and once in groups of one append each
         let batches: Vec<Vec<NewEvent>> =
             (0..3).map(|_| (0..5).map(|_| event()).collect()).collect();
         let streams = ["a", "b", "c"];
@@ -474,31 +429,29 @@ mod tests {
                 events,
             })
             .collect();
-        assert!(appends.iter().map(|a| a.events.len()).sum::<usize>() > ONE_TRANSACTION_UP_TO);
-        assert!(appends[0].events.len() <= ONE_TRANSACTION_UP_TO);
-        let large = trees();
-        apply_group(&large, &appends, 7).unwrap();
-        let small = trees();
+        let whole = trees();
+        apply_group(&whole, &appends, 7).unwrap();
+        let apart = trees();
         for append in &appends {
-            apply_group(&small, std::slice::from_ref(append), 7).unwrap();
+            apply_group(&apart, std::slice::from_ref(append), 7).unwrap();
         }
         // Then every tree holds the same entries
         let dump = |tree: &sled::Tree| -> Vec<(sled::IVec, sled::IVec)> {
             tree.iter().map(|item| item.unwrap()).collect()
         };
-        assert_eq!(log_of(&large), log_of(&small), "log");
+        assert_eq!(log_of(&whole), log_of(&apart), "log");
         for (name, l, s) in [
-            ("streams", &large.streams, &small.streams),
-            ("heads", &large.heads, &small.heads),
-            ("event_ids", &large.event_ids, &small.event_ids),
-            ("meta", &large.meta, &small.meta),
+            ("streams", &whole.streams, &apart.streams),
+            ("heads", &whole.heads, &apart.heads),
+            ("event_ids", &whole.event_ids, &apart.event_ids),
+            ("meta", &whole.meta, &apart.meta),
         ] {
             assert_eq!(dump(l), dump(s), "{name}");
         }
-        assert_eq!(log_of(&large).len(), 15);
-        assert_eq!(large.event_ids.len(), 15);
-        assert_eq!(large.streams.len(), 15);
-        assert_eq!(plain_last_position(&large.meta).unwrap(), 15);
+        assert_eq!(log_of(&whole).len(), 15);
+        assert_eq!(whole.event_ids.len(), 15);
+        assert_eq!(whole.streams.len(), 15);
+        assert_eq!(plain_last_position(&whole.meta).unwrap(), 15);
     }
 
     /// `a` at versions 1-2 (positions 1-2) committed, and a group (a at
@@ -597,6 +550,42 @@ mod tests {
         let outcomes = apply_group(&trees, &group, 7).unwrap();
         assert_eq!(written(&outcomes[0]).first_position, 3);
         assert_eq!(written(&outcomes[1]).first_position, 4);
+    }
+
+    #[test]
+    fn heads_naming_records_the_log_lost_are_put_back_when_the_store_opens() {
+        // Given the next group's index entries and stream heads written, but not
+        // `meta`'s log end, and its records not in the log (a power cut after sled
+        // kept part of the group's last step)
+        let (trees, events) = committed_and_next();
+        let before = trees.heads.get("a").unwrap().unwrap();
+        let group = next_group(&events);
+        let staged = Staged::decide(&trees, &group, 7).unwrap();
+        staged.put_entries(&trees).unwrap();
+        for (stream, head) in &staged.heads {
+            trees
+                .heads
+                .insert(stream.as_bytes(), &head.encode()[..])
+                .unwrap();
+        }
+        assert_ne!(trees.heads.get("a").unwrap().unwrap(), before);
+        // When the store opens
+        let recovered = crate::recover::recover(&trees).unwrap();
+        // Then `a`'s head is its last committed event again (version, hash and
+        // position) and `c`, which has no event, has no head
+        assert_eq!(recovered.stale, 4 + 2);
+        assert_eq!(trees.heads.get("a").unwrap().unwrap(), before);
+        assert!(trees.heads.get("c").unwrap().is_none());
+        assert!(trees.meta.get(META_INDEXING).unwrap().is_none());
+        // and the same appends are written anew, chained on the committed head
+        let outcomes = apply_group(&trees, &group, 7).unwrap();
+        assert_eq!(written(&outcomes[0]).first_position, 3);
+        assert_eq!(written(&outcomes[1]).first_position, 4);
+        let store_like = log_of(&trees);
+        assert_eq!(store_like.len(), 4);
+        let third = codec::decode(3, &store_like[2].1).unwrap();
+        let second = codec::decode(2, &store_like[1].1).unwrap();
+        assert_eq!(third.prev_hash, second.hash);
     }
 
     #[test]

@@ -16,19 +16,16 @@
 //! segment in one write whose last record is flagged as committed, then the
 //! `streams` and `event_ids` entries are inserted in key order as plain sled
 //! inserts (a sled transaction buffers writes in a hash map and applies them
-//! in hash order, which made loading 1.6x slower), and finally one small
-//! transaction moves the stream heads and `meta`'s log end. A marker in
-//! `meta` ([`META_INDEXING`]) is there while the index entries are written;
-//! nothing of it is visible until the log is synced (reads stop at the
-//! durable position), and after a crash the store's recovery
-//! (`crate::recover`) keeps it whole if its records reached the log and
-//! removes every index entry of it otherwise.
+//! in hash order, which made loading 1.6x slower), and finally the stream
+//! heads and `meta`'s log end, plain inserts too ([`move_heads_and_end`]).
+//! A marker in `meta` ([`META_INDEXING`]) is there while the index entries
+//! and heads are written; nothing of it is visible until the log is synced
+//! (reads stop at the durable position), and after a crash the store's
+//! recovery (`crate::recover`) keeps it whole if its records reached the log
+//! and removes every index entry and head of it otherwise.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 use crate::codec;
 use crate::error::StoreError;
@@ -37,8 +34,8 @@ use crate::layout::{decode_last_position, stream_key, Head, META_INDEXING, META_
 use crate::store::Store;
 use crate::validate;
 
-/// Most events one bulk append may hold (bounded so one transaction stays
-/// a reasonable amount of memory).
+/// Most events one bulk append may hold (bounded so one write's envelopes
+/// and index entries stay a reasonable amount of memory).
 pub const MAX_BULK_EVENTS: usize = 200_000;
 
 /// One stream's part of a bulk append: like the arguments of
@@ -63,18 +60,6 @@ pub enum RecordedAt {
     /// Each event's own `occurred_at`: for replaying a known history, so
     /// the same history always gives the same hashes.
     OccurredAt,
-}
-
-pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
-pub(crate) fn finish_tx<T>(
-    result: Result<T, TransactionError<StoreError>>,
-    operation: &'static str,
-) -> Result<T, StoreError> {
-    result.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::sled(operation, e),
-    })
 }
 
 /// The log's last position as `meta` records it (0 for an empty store).
@@ -149,9 +134,9 @@ impl IndexEntries {
     }
 
     /// Puts the entries (of events already in the log) as plain inserts,
-    /// each tree in key order, under the [`META_INDEXING`] marker; the
-    /// caller's commit transaction removes the marker. Shared by the
-    /// writer's large groups, bulk appends and imports.
+    /// each tree in key order, under the [`META_INDEXING`] marker;
+    /// [`move_heads_and_end`] removes the marker. Shared by the writer's
+    /// groups, bulk appends and imports.
     pub fn put(mut self, trees: &crate::trees::Trees) -> Result<(), StoreError> {
         if self.streams.is_empty() {
             return Ok(());
@@ -179,11 +164,40 @@ impl IndexEntries {
     }
 }
 
+/// The last step of a write whose records are in the log and whose index
+/// entries are put ([`IndexEntries::put`]): the stream heads, then `meta`'s
+/// log end, then the removal of the [`META_INDEXING`] marker, as plain sled
+/// inserts in that order. sled keeps a prefix of its writes in a crash, so
+/// if anything of this step is lost the marker is still there, and the
+/// store's recovery repairs the heads (`crate::recover`). A sled
+/// transaction here, which made the step atomic, cost appends of one event
+/// at 64 writers about a third of their rate (BENCHMARKS.md, session 19).
+pub(crate) fn move_heads_and_end<'a>(
+    trees: &crate::trees::Trees,
+    heads: impl IntoIterator<Item = (&'a str, Head)>,
+    last: u64,
+    operation: &'static str,
+) -> Result<(), StoreError> {
+    let sled_err = |e| StoreError::sled(operation, e);
+    for (stream, head) in heads {
+        trees
+            .heads
+            .insert(stream.as_bytes(), &head.encode()[..])
+            .map_err(sled_err)?;
+    }
+    trees
+        .meta
+        .insert(META_LAST_POSITION, &last.to_be_bytes())
+        .map_err(sled_err)?;
+    trees.meta.remove(META_INDEXING).map_err(sled_err)?;
+    Ok(())
+}
+
 /// Writes events decided under the write gate, which continue the log
 /// (`envelopes` from position `entries.first`), as a bulk append and an
 /// import do: the log in one write flagged as committed (the commit point),
 /// then the index entries under their marker (see [`IndexEntries::put`]),
-/// then one transaction that moves the heads and `meta`'s log end.
+/// then the heads and `meta`'s log end ([`move_heads_and_end`]).
 pub(crate) fn write_decided(
     trees: &crate::trees::Trees,
     envelopes: &[Vec<u8>],
@@ -197,17 +211,10 @@ pub(crate) fn write_decided(
         .log
         .append(first, envelopes.iter().map(Vec::as_slice), true)?;
     entries.put(trees)?;
-    let outcome = (&trees.heads, &trees.meta).transaction(|(tx_heads, meta)| {
-        for (stream, head) in heads {
-            if let Some(head) = head {
-                tx_heads.insert(stream.as_bytes(), &head.encode()[..])?;
-            }
-        }
-        meta.insert(META_LAST_POSITION, &last.to_be_bytes())?;
-        meta.remove(META_INDEXING)?;
-        Ok::<_, ConflictableTransactionError<StoreError>>(())
-    });
-    finish_tx(outcome, operation)
+    let moved = heads
+        .iter()
+        .filter_map(|(stream, head)| head.map(|head| (*stream, head)));
+    move_heads_and_end(trees, moved, last, operation)
 }
 
 /// The store's clock: unix milliseconds UTC (0 before 1970).
@@ -218,7 +225,7 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// Checks a bulk append before the transaction: every append as
+/// Checks a bulk append before anything is written: every append as
 /// [`Store::append`] would, the total size, and ids unique across appends.
 fn check(appends: &[BulkAppend]) -> Result<(), StoreError> {
     let total: usize = appends.iter().map(|a| a.events.len()).sum();
@@ -244,7 +251,7 @@ fn check(appends: &[BulkAppend]) -> Result<(), StoreError> {
 
 impl Store {
     /// Appends every stream's events of `appends`, in order, as one
-    /// transaction, flushes once, and returns one result per append.
+    /// write, flushes once, and returns one result per append.
     ///
     /// All or nothing: if any append's expected version does not hold, or
     /// any event id is already stored, nothing is written. Blocking (it

@@ -12,9 +12,10 @@
 //! 2. if `meta` says the log ends past that (sled's flush reached the disk
 //!    and the log's tail did not: a power cut), drops the indexes and
 //!    rebuilds them from the whole log;
-//! 3. if a write was putting index entries when the store stopped
+//! 3. if a write was putting index entries or heads when the store stopped
 //!    ([`META_INDEXING`]), removes every entry naming a position past the
-//!    log's end;
+//!    log's end and puts every head naming one back to the stream's last
+//!    event the log holds;
 //! 4. indexes the committed records past `meta`'s log end, moving the heads
 //!    and `meta` with them.
 
@@ -23,7 +24,9 @@ use std::collections::HashMap;
 use crate::bulk::plain_last_position;
 use crate::codec;
 use crate::error::StoreError;
-use crate::layout::{decode_u64, stream_key, Head, META_INDEXING, META_LAST_POSITION};
+use crate::layout::{
+    decode_u64, stream_key, stream_prefix, Head, META_INDEXING, META_LAST_POSITION,
+};
 use crate::trees::Trees;
 
 /// What [`recover`] changed.
@@ -80,7 +83,7 @@ pub(crate) fn recover(trees: &Trees) -> Result<Recovered, StoreError> {
         indexed_to = 0;
         recovered.rebuilt = true;
     } else if marker.is_some() {
-        recovered.stale = remove_entries_past(trees, end)?;
+        recovered.stale = remove_entries_past(trees, end)? + put_heads_back(trees, end)?;
     }
     recovered.indexed = index(trees, indexed_to, end)?;
     if marker.is_some() {
@@ -111,6 +114,78 @@ fn remove_entries_past(trees: &Trees, end: u64) -> Result<u64, StoreError> {
     Ok(removed)
 }
 
+/// Puts every head naming a position past `end` back to its stream's last
+/// entry in `streams` (whose entries past `end` are removed already), or
+/// removes it if the stream has none; returns how many heads changed.
+fn put_heads_back(trees: &Trees, end: u64) -> Result<u64, StoreError> {
+    let mut changed = 0;
+    for item in trees.heads.iter() {
+        let (key, value) = item.map_err(sled_err)?;
+        let stream = std::str::from_utf8(&key)
+            .map_err(|_| StoreError::corrupt(0, "a stream head's key is not UTF-8"))?;
+        if Head::decode(stream, &value).is_ok_and(|head| head.position <= end) {
+            continue;
+        }
+        let last = trees
+            .streams
+            .scan_prefix(stream_prefix(stream))
+            .next_back()
+            .transpose()
+            .map_err(sled_err)?;
+        match last {
+            Some((_, at)) => {
+                let position = decode_u64(&at).ok_or_else(|| {
+                    StoreError::corrupt(
+                        0,
+                        format!("a `streams` entry of `{stream}` is not 8 bytes"),
+                    )
+                })?;
+                let head = head_at(trees, stream, position)?;
+                trees
+                    .heads
+                    .insert(&key, &head.encode()[..])
+                    .map_err(sled_err)?;
+            }
+            None => {
+                trees.heads.remove(&key).map_err(sled_err)?;
+            }
+        }
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// The head `stream` has when its last event is the log's record at
+/// `position`.
+fn head_at(trees: &Trees, stream: &str, position: u64) -> Result<Head, StoreError> {
+    let bytes = trees
+        .log
+        .get(position)?
+        .ok_or_else(|| StoreError::corrupt(position, "a `streams` entry names a missing record"))?;
+    let event = codec::decode_raw(position, &bytes)?;
+    if event.stream_id != stream {
+        return Err(StoreError::corrupt(
+            position,
+            format!(
+                "a `streams` entry of `{stream}` names an event of `{}`",
+                event.stream_id
+            ),
+        ));
+    }
+    head_of(&event, position)
+}
+
+/// The head an event leaves its stream at.
+fn head_of(event: &codec::RawEvent<'_>, position: u64) -> Result<Head, StoreError> {
+    let hash = <[u8; 32]>::try_from(event.hash)
+        .map_err(|_| StoreError::corrupt(position, "an event's hash is not 32 bytes"))?;
+    Ok(Head {
+        version: event.version,
+        hash,
+        position,
+    })
+}
+
 /// Indexes the log's records `after + 1 ..= end`: their `streams` and
 /// `event_ids` entries, then the heads and `meta`'s log end. Returns how
 /// many records.
@@ -133,16 +208,7 @@ fn index(trees: &Trees, after: u64, end: u64) -> Result<u64, StoreError> {
                 .event_ids
                 .insert(event.event_id.as_bytes(), &at[..])
                 .map_err(sled_err)?;
-            let hash = <[u8; 32]>::try_from(event.hash)
-                .map_err(|_| StoreError::corrupt(position, "an event's hash is not 32 bytes"))?;
-            heads.insert(
-                event.stream_id.to_owned(),
-                Head {
-                    version: event.version,
-                    hash,
-                    position,
-                },
-            );
+            heads.insert(event.stream_id.to_owned(), head_of(&event, position)?);
             count += 1;
             Ok(true)
         })?;
