@@ -5,22 +5,21 @@
 //! chunk that asks for the same row thousands of times (a customer's redirect, a counter)
 //! pays for one tree lookup; nothing else writes the tree while a chunk is applied.
 //!
-//! A commit of fewer than [`SPLIT_AT`] writes is one atomic `sled::Batch` holding the rows
-//! and the checkpoint. A bigger one (catch-up and rebuild chunks) is split into batches of
-//! [`SPLIT_AT`] writes, because one sled batch holds sled's global write lock (stalling every
-//! other read and append of the database) and keeps every node version it replaced alive
-//! until it ends: a 50,000-row batch ran at half the speed of the same rows in batches of
-//! 1,000. Atomicity then comes from a redo record: the whole chunk's writes are first stored
-//! as parts of at most [`REDO_PART`] bytes under `REDO_KEY ‖ part` (one insert each: a single
-//! multi-megabyte value stalled other writers for 200 ms), then the split batches, then the
-//! checkpoint together with the removal of the record. Sled recovers a prefix of its log, so
-//! after a crash a tree has no record (the chunk is wholly there or wholly absent), an
-//! incomplete one (no row of the chunk was written yet: it is dropped), or a complete one,
-//! which [`recover`] replays before anything reads or applies to the tree. Every write is an
-//! absolute set or removal, so replaying what was already written is harmless. Readers of
-//! the live model may see part of a split chunk while it is written (a catch-up that is
-//! tens of thousands of events behind); the checkpoint, and so `wait_for`, moves only when
-//! the whole chunk is in.
+//! A commit writes as plain sled inserts, never as a `sled::Batch`: the first batch or
+//! transaction a process runs switches sled's concurrency control, for the rest of the
+//! process, to a global read-write lock that every later read and write of the database
+//! takes, and each batch then holds it for writing, stalling every read and append while it
+//! lasts (BENCHMARKS.md, session 19: with 100 subscribers under the `mixed` load, delivery
+//! lag p99 13-14 ms with batches, 9 ms without). Atomicity comes from a redo record: a
+//! commit's writes are first stored as parts of at most [`REDO_PART`] bytes under
+//! `REDO_KEY ‖ part` (one insert each: a single multi-megabyte value stalled other writers
+//! for 200 ms), then the writes themselves, then the checkpoint, then the removal of the
+//! record. Sled recovers a prefix of its log, so after a crash a tree has no record (the
+//! commit is wholly there or wholly absent), an incomplete one (no row of the commit was
+//! written yet: it is dropped), or a complete one, which [`recover`] replays before anything
+//! reads or applies to the tree. Every write is an absolute set or removal, so replaying what
+//! was already written is harmless. Readers of the live model may see part of a commit while
+//! it is written; the checkpoint, and so `wait_for`, moves only when the whole commit is in.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -36,11 +35,9 @@ use super::keys::Reader;
 /// Key of the checkpoint (last applied log position, u64 BE) in every projection tree. The
 /// keyspace starting with `0x00` is reserved for such bookkeeping.
 pub const CHECKPOINT_KEY: &[u8] = b"\x00checkpoint";
-/// Key prefix of the redo record of a split commit that has not finished (see the module
+/// Key prefix of the redo record of a commit that has not finished (see the module
 /// docs); part `i` is `REDO_KEY ‖ i` (u32 big-endian).
 pub const REDO_KEY: &[u8] = b"\x00redo";
-/// Writes per `sled::Batch`; commits of at least this many writes are split.
-pub const SPLIT_AT: usize = 256;
 /// Largest piece of a redo record stored under one key. Small enough that a sled leaf full
 /// of parts stays under sled's blob threshold (a quarter of its 512 KiB segment): with 64 KiB
 /// parts, sled wrote such leaves out as separate blob files.
@@ -59,7 +56,7 @@ pub struct Overlay<'t> {
     read_cache: RefCell<FxHashMap<Vec<u8>, Option<IVec>>>,
     /// State a projection keeps across the events of a chunk and writes out at commit.
     deferred: Option<Box<dyn Deferred>>,
-    /// Whether a split commit is guarded by a redo record (see [`Overlay::unguarded`]).
+    /// Whether a commit is guarded by a redo record (see [`Overlay::unguarded`]).
     guarded: bool,
     /// When deferred state may be carried over a commit (see [`Overlay::carrying`]): how many
     /// bytes of it may be kept.
@@ -109,8 +106,8 @@ impl<'t> Overlay<'t> {
     /// An empty overlay over a tree that is being filled from scratch and is dropped whole
     /// if the process stops before the fill ends (a rebuild's new generation or a check's
     /// scratch tree: [`super::meta::drop_leftovers`] removes them on the next open). Its
-    /// split commits skip the redo record: a crash can leave a chunk half-written only in a
-    /// tree nobody will read. Writing each chunk once instead of twice makes rebuilds faster.
+    /// commits skip the redo record: a crash can leave a chunk half-written only in a tree
+    /// nobody will read. Writing each chunk once instead of twice makes rebuilds faster.
     pub fn unguarded(tree: &'t sled::Tree) -> Overlay<'t> {
         Overlay {
             guarded: false,
@@ -346,20 +343,20 @@ impl<'t> Overlay<'t> {
         self.read_cache.get_mut().clear();
     }
 
-    /// Writes the deferred state, every pending write and the checkpoint `position`, all or nothing: one atomic
-    /// batch, or split batches behind a redo record when there are [`SPLIT_AT`] writes or
-    /// more (see the module docs).
+    /// Writes the deferred state, every pending write and the checkpoint `position`, all or
+    /// nothing: behind a redo record unless the overlay is unguarded or the checkpoint is the
+    /// only write (see the module docs).
     pub fn commit(&mut self, position: u64) -> Result<(), ProjectionError> {
         self.flush_deferred()?;
         let pending = std::mem::take(&mut self.pending);
         self.forget_reads();
         self.empty_start = false;
         let mut parts = 0;
-        if self.guarded && pending.len() >= SPLIT_AT {
+        if self.guarded && !pending.is_empty() {
             let redo = encode_redo(position, &pending);
             parts = write_redo(self.tree, &redo)?;
         }
-        write_split(self.tree, pending, position, parts)
+        write_all(self.tree, pending, position, parts)
     }
 }
 
@@ -415,12 +412,10 @@ fn read_redo(tree: &sled::Tree) -> Result<Option<(Vec<u8>, u32)>, ProjectionErro
         None => Ok(None),
         Some(total) if keys.len() as u64 == u64::from(total) => Ok(Some((bytes, total))),
         Some(total) if (keys.len() as u64) < u64::from(total) => {
-            let mut batch = sled::Batch::default();
             for key in keys {
-                batch.remove(key);
+                tree.remove(key)
+                    .map_err(|e| ProjectionError::sled("drop incomplete redo record", e))?;
             }
-            tree.apply_batch(batch)
-                .map_err(|e| ProjectionError::sled("drop incomplete redo record", e))?;
             Ok(None)
         }
         Some(total) => Err(ProjectionError::corrupt(format!(
@@ -430,34 +425,27 @@ fn read_redo(tree: &sled::Tree) -> Result<Option<(Vec<u8>, u32)>, ProjectionErro
     }
 }
 
-/// Writes `writes` in batches of [`SPLIT_AT`], the last one also setting the checkpoint to
-/// `position` and removing the `redo_parts` parts of the redo record.
-fn write_split(
+/// Writes `writes` in order, then the checkpoint `position`, then removes the `redo_parts`
+/// parts of the redo record: plain inserts, in that order (see the module docs).
+fn write_all(
     tree: &sled::Tree,
     writes: impl IntoIterator<Item = Write>,
     position: u64,
     redo_parts: u32,
 ) -> Result<(), ProjectionError> {
-    let mut batch = sled::Batch::default();
-    let mut in_batch = 0;
+    let err = |e| ProjectionError::sled("commit projection chunk", e);
     for (key, value) in writes {
-        if in_batch == SPLIT_AT {
-            tree.apply_batch(std::mem::take(&mut batch))
-                .map_err(|e| ProjectionError::sled("commit projection chunk", e))?;
-            in_batch = 0;
-        }
         match value {
-            Some(value) => batch.insert(key, value),
-            None => batch.remove(key),
-        }
-        in_batch += 1;
+            Some(value) => tree.insert(key, value).map_err(err)?,
+            None => tree.remove(key).map_err(err)?,
+        };
     }
-    batch.insert(CHECKPOINT_KEY, &position.to_be_bytes());
+    tree.insert(CHECKPOINT_KEY, &position.to_be_bytes())
+        .map_err(err)?;
     for part in 0..redo_parts {
-        batch.remove(redo_part_key(part));
+        tree.remove(redo_part_key(part)).map_err(err)?;
     }
-    tree.apply_batch(batch)
-        .map_err(|e| ProjectionError::sled("commit projection chunk", e))
+    Ok(())
 }
 
 /// One pending write: a key and its new value (`None`: removed).
@@ -524,7 +512,7 @@ fn length(value: u64) -> Result<usize, ProjectionError> {
         .map_err(|_| ProjectionError::corrupt("projection redo record length overflows"))
 }
 
-/// Finishes a split commit that a crash (or a failed write) interrupted: replays the redo
+/// Finishes a commit that a crash (or a failed write) interrupted: replays the redo
 /// record's writes and its checkpoint. Returns whether there was one. Call before reading
 /// the checkpoint of a tree one is about to apply to or serve.
 pub fn recover(tree: &sled::Tree) -> Result<bool, ProjectionError> {
@@ -532,7 +520,7 @@ pub fn recover(tree: &sled::Tree) -> Result<bool, ProjectionError> {
         return Ok(false);
     };
     let (position, writes) = decode_redo(&redo)?;
-    write_split(tree, writes, position, parts)?;
+    write_all(tree, writes, position, parts)?;
     Ok(true)
 }
 
@@ -644,100 +632,103 @@ mod tests {
         tree.scan_prefix(REDO_KEY).count()
     }
 
+    /// Sizes of commits the tests make: one write, a few, and one whose redo record takes
+    /// several parts.
+    const SIZES: [usize; 3] = [1, 5, 773];
+
     #[test]
-    fn a_big_commit_is_split_and_leaves_no_redo_record() -> Result<(), Box<dyn std::error::Error>> {
-        let db = sled::Config::new().temporary(true).open()?;
-        let tree = db.open_tree("t")?;
-        tree.insert(b"k000003", b"removed by the chunk")?;
-        let mut ov = Overlay::new(&tree);
-        let n = 3 * SPLIT_AT + 5;
-        big_chunk(&mut ov, n);
-        ov.commit(77)?;
-        assert_eq!(checkpoint(&tree)?, 77);
-        assert_eq!(redo_parts(&tree), 0);
-        assert_eq!(tree.get(b"k000003")?, None);
-        assert_eq!(rows(&tree)?.len(), n - (n + 3) / 7);
-        assert!(!recover(&tree)?);
+    fn a_commit_leaves_its_rows_and_no_redo_record() -> Result<(), Box<dyn std::error::Error>> {
+        for n in SIZES {
+            let db = sled::Config::new().temporary(true).open()?;
+            let tree = db.open_tree("t")?;
+            tree.insert(b"k000003", b"removed by the chunk")?;
+            let mut ov = Overlay::new(&tree);
+            big_chunk(&mut ov, n);
+            ov.commit(77)?;
+            assert_eq!(checkpoint(&tree)?, 77);
+            assert_eq!(redo_parts(&tree), 0);
+            let removed = n > 3;
+            assert_eq!(tree.get(b"k000003")?.is_none(), removed, "{n}");
+            let kept = if removed { 0 } else { 1 };
+            assert_eq!(rows(&tree)?.len(), n - (n + 3) / 7 + kept, "{n}");
+            assert!(!recover(&tree)?);
+        }
         Ok(())
     }
 
     #[test]
     fn an_unguarded_commit_writes_no_redo_record() -> Result<(), Box<dyn std::error::Error>> {
-        let n = 3 * SPLIT_AT + 5;
-        for guarded in [true, false] {
-            let db = sled::Config::new().temporary(true).open()?;
-            let tree = db.open_tree("t")?;
-            let mut redo_writes = tree.watch_prefix(REDO_KEY);
-            let mut ov = if guarded {
-                Overlay::new(&tree)
-            } else {
-                Overlay::unguarded(&tree)
-            };
-            big_chunk(&mut ov, n);
-            ov.commit(77)?;
-            assert_eq!(checkpoint(&tree)?, 77);
-            assert_eq!(rows(&tree)?.len(), n - (n + 3) / 7);
-            let seen = std::iter::from_fn(|| {
-                redo_writes
-                    .next_timeout(std::time::Duration::from_millis(50))
-                    .ok()
-            })
-            .count();
-            assert_eq!(
-                seen > 0,
-                guarded,
-                "guarded: {guarded}, redo writes seen: {seen}"
-            );
+        for n in SIZES {
+            for guarded in [true, false] {
+                let db = sled::Config::new().temporary(true).open()?;
+                let tree = db.open_tree("t")?;
+                let mut redo_writes = tree.watch_prefix(REDO_KEY);
+                let mut ov = if guarded {
+                    Overlay::new(&tree)
+                } else {
+                    Overlay::unguarded(&tree)
+                };
+                big_chunk(&mut ov, n);
+                ov.commit(77)?;
+                assert_eq!(checkpoint(&tree)?, 77);
+                assert_eq!(rows(&tree)?.len(), n - (n + 3) / 7);
+                let seen = std::iter::from_fn(|| {
+                    redo_writes
+                        .next_timeout(std::time::Duration::from_millis(50))
+                        .ok()
+                })
+                .count();
+                assert_eq!(
+                    seen > 0,
+                    guarded,
+                    "n: {n}, guarded: {guarded}, redo writes seen: {seen}"
+                );
+            }
         }
         Ok(())
     }
 
     /// A tree holding checkpoint 5 and, as a crash would leave it, the redo record of the
-    /// chunk [`big_chunk`] (checkpoint 9) and then `batches` of its split batches.
-    fn cut_off(n: usize, batches: usize) -> Result<(sled::Db, sled::Tree), sled::Error> {
+    /// chunk [`big_chunk`] of `n` writes (checkpoint 9) and then the first `written` of its
+    /// writes.
+    fn cut_off(n: usize, written: usize) -> Result<(sled::Db, sled::Tree), sled::Error> {
         let db = sled::Config::new().temporary(true).open()?;
         let tree = db.open_tree("t")?;
         tree.insert(CHECKPOINT_KEY, &5u64.to_be_bytes())?;
         let mut ov = Overlay::new(&tree);
         big_chunk(&mut ov, n);
         let writes = std::mem::take(&mut ov.pending);
-        let parts = write_redo(&tree, &encode_redo(9, &writes))
+        write_redo(&tree, &encode_redo(9, &writes))
             .map_err(|e| sled::Error::Unsupported(format!("redo: {e}")))?;
-        assert!(parts > 1, "the record should need several parts");
-        let mut writes = writes.into_iter();
-        for _ in 0..batches {
-            let mut batch = sled::Batch::default();
-            for (k, v) in writes.by_ref().take(SPLIT_AT) {
-                match v {
-                    Some(v) => batch.insert(k, v),
-                    None => batch.remove(k),
-                }
-            }
-            tree.apply_batch(batch)?;
+        for (k, v) in writes.into_iter().take(written) {
+            match v {
+                Some(v) => tree.insert(k, v)?,
+                None => tree.remove(k)?,
+            };
         }
         Ok((db, tree))
     }
 
     #[test]
-    fn an_interrupted_split_commit_is_finished_by_recover() -> Result<(), Box<dyn std::error::Error>>
-    {
-        let n = 2 * SPLIT_AT + 100;
-        // The tree a whole commit gives.
-        let whole_db = sled::Config::new().temporary(true).open()?;
-        let whole = whole_db.open_tree("t")?;
-        let mut ov = Overlay::new(&whole);
-        big_chunk(&mut ov, n);
-        ov.commit(9)?;
+    fn an_interrupted_commit_is_finished_by_recover() -> Result<(), Box<dyn std::error::Error>> {
+        for n in SIZES {
+            // The tree a whole commit gives.
+            let whole_db = sled::Config::new().temporary(true).open()?;
+            let whole = whole_db.open_tree("t")?;
+            let mut ov = Overlay::new(&whole);
+            big_chunk(&mut ov, n);
+            ov.commit(9)?;
 
-        for batches in [0, 1, 2] {
-            let (_db, tree) = cut_off(n, batches)?;
-            assert_eq!(checkpoint(&tree)?, 5);
-            assert!(recover(&tree)?);
-            assert_eq!(checkpoint(&tree)?, 9);
-            assert_eq!(redo_parts(&tree), 0);
-            assert_eq!(rows(&tree)?, rows(&whole)?);
-            // Replaying is idempotent and happens once.
-            assert!(!recover(&tree)?);
+            for written in [0, n / 2, n - 1] {
+                let (_db, tree) = cut_off(n, written)?;
+                assert_eq!(checkpoint(&tree)?, 5);
+                assert!(recover(&tree)?);
+                assert_eq!(checkpoint(&tree)?, 9);
+                assert_eq!(redo_parts(&tree), 0);
+                assert_eq!(rows(&tree)?, rows(&whole)?, "n {n}, written {written}");
+                // Replaying is idempotent and happens once.
+                assert!(!recover(&tree)?);
+            }
         }
         Ok(())
     }
@@ -745,7 +736,7 @@ mod tests {
     #[test]
     fn an_incomplete_redo_record_means_the_chunk_never_started(
     ) -> Result<(), Box<dyn std::error::Error>> {
-        let (_db, tree) = cut_off(2 * SPLIT_AT + 100, 0)?;
+        let (_db, tree) = cut_off(773, 0)?;
         let last = tree
             .scan_prefix(REDO_KEY)
             .keys()
