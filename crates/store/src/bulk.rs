@@ -17,7 +17,7 @@
 //! `streams` and `event_ids` entries are inserted in key order as plain sled
 //! inserts (a sled transaction buffers writes in a hash map and applies them
 //! in hash order, which made loading 1.6x slower), and finally the stream
-//! heads and `meta`'s log end, plain inserts too ([`move_heads_and_end`]).
+//! heads and `meta`'s log end, plain inserts too (`move_heads_and_end`).
 //! A marker in `meta` ([`META_INDEXING`]) is there while the index entries
 //! and heads are written; nothing of it is visible until the log is synced
 //! (reads stop at the durable position), and after a crash the store's

@@ -45,10 +45,10 @@ pub const META_LAST_POSITION: &[u8] = b"last_position";
 /// transaction: the first position it wrote (u64 BE). Read only by the
 /// upgrade to format 2.
 pub const META_BULK_FROM: &[u8] = b"bulk_from";
-/// Key in `meta` present while a write puts index entries (`streams`,
-/// `event_ids`) outside the transaction that commits it: the first position
-/// it writes (u64 BE). Found when the store opens, it means some index
-/// entries may name positions the log does not keep. See `crate::recover`.
+/// Key in `meta` present while a write puts its index entries (`streams`,
+/// `event_ids`) and stream heads: the first position it writes (u64 BE).
+/// Found when the store opens, it means some index entries or heads may name
+/// positions the log does not keep. See `crate::recover`.
 pub const META_INDEXING: &[u8] = b"indexing_from";
 
 /// Key of `position` in `log`.

@@ -26,8 +26,8 @@ pub struct Trees {
     /// metadata.
     pub meta: sled::Tree,
     /// Held by whoever writes the log (the writer thread per group, a bulk
-    /// append or an import for their whole write), so a bulk append, which
-    /// writes outside a sled transaction, never interleaves with another writer.
+    /// append or an import for their whole write), so writes, which are
+    /// plain sled inserts, never interleave with another writer's.
     gate: Arc<Mutex<()>>,
 }
 

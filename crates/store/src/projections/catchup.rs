@@ -1,8 +1,9 @@
 //! Owns applying one chunk of the log to projection trees: scan up to `limit` events after
 //! the checkpoint, decode the ones a projection consumes, apply them through an [`Overlay`],
-//! and commit rows and the new checkpoint in one batch per tree. When an event fails, the
-//! events before it are committed and the failure is returned with its position, so the
-//! projection stops exactly there: nothing is skipped and nothing is applied twice.
+//! and commit rows and the new checkpoint of each tree all or nothing ([`Overlay::commit`]).
+//! When an event fails, the events before it are committed and the failure is returned with
+//! its position, so the projection stops exactly there: nothing is skipped and nothing is
+//! applied twice.
 //!
 //! The scan reads envelopes in place ([`crate::codec::RawEvent`]): events no projection
 //! consumes cost a type comparison, and nothing is allocated per event until a projection

@@ -103,8 +103,9 @@ impl std::fmt::Debug for ProjectionHandle {
     }
 }
 
-/// Locks a mutex, ignoring poisoning (the guarded data is `()`; sled state is never left
-/// half-written by a panicking holder because every write is one batch).
+/// Locks a mutex, ignoring poisoning (the guarded data is `()`; a commit a panicking holder
+/// left half-written is finished from its redo record before the tree is applied to again:
+/// see [`super::overlay::recover`]).
 pub(crate) fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -6,9 +6,9 @@
 //! active generation ([`meta`]). Inside a tree, keyspaces are separated by a leading prefix
 //! byte (each projection module documents its layout); integers are big-endian and signed
 //! times are offset by 2^63 so scans come back in order; the key `0x00 "checkpoint"` holds the
-//! last applied log position. Rows and the checkpoint are written by one atomic `sled::Batch`
-//! per chunk of events ([`overlay`], [`catchup`]), so a crash never applies an event twice or
-//! skips one.
+//! last applied log position. Rows and the checkpoint of a chunk of events are committed all
+//! or nothing, behind a redo record ([`overlay`], [`catchup`]), so a crash never applies an
+//! event twice or skips one.
 //!
 //! A [`ProjectionHandle`] owns one projection's active tree and catch-up (usable offline, e.g.
 //! by the CLI); [`Projections`] runs a tokio task per projection that follows the store's
