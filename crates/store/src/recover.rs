@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use crate::bulk::plain_last_position;
+use crate::bulk::{move_heads_and_end, plain_last_position};
 use crate::codec;
 use crate::error::StoreError;
 use crate::layout::{
@@ -218,16 +218,8 @@ fn index(trees: &Trees, after: u64, end: u64) -> Result<u64, StoreError> {
             format!("the log ends before its last committed position {end}"),
         ));
     }
-    for (stream, head) in &heads {
-        trees
-            .heads
-            .insert(stream.as_bytes(), &head.encode()[..])
-            .map_err(sled_err)?;
-    }
-    trees
-        .meta
-        .insert(META_LAST_POSITION, &end.to_be_bytes())
-        .map_err(sled_err)?;
+    let moved = heads.iter().map(|(stream, head)| (stream.as_str(), *head));
+    move_heads_and_end(trees, moved, end, "recover the indexes")?;
     Ok(count)
 }
 
