@@ -1,9 +1,10 @@
 //! End-to-end: `sijil serve` over HTTP — a demo store answers a timeline query with the printed
-//! admin token, and SIGTERM in the middle of a burst of writes loses no acknowledged event.
+//! admin token, and neither SIGTERM nor SIGKILL in the middle of a burst of writes loses an
+//! acknowledged event or the key its personal data is sealed with.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,24 +71,20 @@ const REGISTER: &str =
     "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) \
     { position customer { id reference } } }";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_a_write_burst_when_sigterm_arrives_then_every_acknowledged_event_is_on_disk() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let mut server = Server::start(&data, &[]);
-    let token = server
-        .token
-        .clone()
-        .expect("a new store prints an admin token");
-    let client = reqwest::Client::new();
-    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+/// Customers acknowledged by a burst: id → reference.
+type Acknowledged = Arc<Mutex<BTreeMap<String, String>>>;
 
+/// Starts 8 writers registering customers on `server` until it stops answering; returns
+/// their tasks and what they have had acknowledged so far.
+fn burst(server: &Server, token: &str) -> (Vec<tokio::task::JoinHandle<()>>, Acknowledged) {
+    let client = reqwest::Client::new();
+    let acknowledged: Acknowledged = Arc::default();
     let mut writers = Vec::new();
     for writer in 0..8 {
         let (client, url, token, acknowledged) = (
             client.clone(),
             server.url.clone(),
-            token.clone(),
+            token.to_owned(),
             Arc::clone(&acknowledged),
         );
         writers.push(tokio::spawn(async move {
@@ -106,7 +103,7 @@ async fn given_a_write_burst_when_sigterm_arrives_then_every_acknowledged_event_
                             .as_str()
                             .expect("an id")
                             .to_owned();
-                        acknowledged.lock().expect("lock").insert(id);
+                        acknowledged.lock().expect("lock").insert(id, reference);
                     }
                     Ok(_) => {}
                     Err(_) => return,
@@ -114,26 +111,40 @@ async fn given_a_write_burst_when_sigterm_arrives_then_every_acknowledged_event_
             }
         }));
     }
-    // Given a burst under way, when SIGTERM arrives mid-burst...
+    (writers, acknowledged)
+}
+
+/// Waits until `acknowledged` holds at least `n` customers.
+async fn until_acknowledged(acknowledged: &Acknowledged, n: usize) {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if acknowledged.lock().expect("lock").len() >= 150 {
-            break;
+        if acknowledged.lock().expect("lock").len() >= n {
+            return;
         }
     }
-    server.terminate();
+}
+
+/// Waits for the writers of a burst to stop (the server is gone).
+async fn writers_stop(writers: Vec<tokio::task::JoinHandle<()>>) {
     for writer in writers {
         tokio::time::timeout(Duration::from_secs(60), writer)
             .await
             .expect("writers stop once the server is gone")
             .expect("writer task");
     }
-    assert!(server.wait(Duration::from_secs(30)), "serve exits cleanly");
+}
 
-    // ...then every acknowledged registration is in the log after reopening.
-    let export = dir.path().join("log.jsonl");
+/// Asserts that every acknowledged registration is in the log of `data` (through `export`)
+/// and that `verify` passes: it rebuilds every projection, so the directory opens every
+/// sealed reference with its customer's key.
+fn assert_kept_and_verified(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    acknowledged: &Acknowledged,
+) {
+    let export = dir.join("log.jsonl");
     ok(
-        &data,
+        data,
         &["export", "--out", export.to_str().expect("utf-8 path")],
     );
     let text = std::fs::read_to_string(&export).expect("export written");
@@ -144,9 +155,67 @@ async fn given_a_write_burst_when_sigterm_arrives_then_every_acknowledged_event_
         .filter_map(|v| v["payload"]["customer_id"].as_str().map(str::to_owned))
         .collect();
     let acknowledged = acknowledged.lock().expect("lock").clone();
-    let lost: Vec<&String> = acknowledged.difference(&stored).collect();
+    let lost: Vec<&String> = acknowledged
+        .keys()
+        .filter(|id| !stored.contains(*id))
+        .collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     assert!(acknowledged.len() >= 150);
-    let verified = ok(&data, &["verify"]);
+    let verified = ok(data, &["verify"]);
     assert!(verified.contains("verify: OK"), "{verified}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_write_burst_when_sigterm_arrives_then_every_acknowledged_event_is_on_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &[]);
+    let token = server
+        .token
+        .clone()
+        .expect("a new store prints an admin token");
+    let (writers, acknowledged) = burst(&server, &token);
+    // Given a burst under way, when SIGTERM arrives mid-burst...
+    until_acknowledged(&acknowledged, 150).await;
+    server.terminate();
+    writers_stop(writers).await;
+    assert!(server.wait(Duration::from_secs(30)), "serve exits cleanly");
+    // ...then every acknowledged registration is in the log after reopening.
+    assert_kept_and_verified(dir.path(), &data, &acknowledged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_write_burst_when_the_server_is_killed_then_every_acknowledged_customer_reads_back()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &[]);
+    let token = server
+        .token
+        .clone()
+        .expect("a new store prints an admin token");
+    let (writers, acknowledged) = burst(&server, &token);
+    // Given a burst under way, when the server is killed (SIGKILL) mid-burst...
+    until_acknowledged(&acknowledged, 150).await;
+    server.child.kill().expect("kill -9");
+    writers_stop(writers).await;
+    server.child.wait().expect("reaped");
+    // ...then every acknowledged registration is in the log, its customer's data key with it
+    assert_kept_and_verified(dir.path(), &data, &acknowledged);
+    // and, served again, every acknowledged customer reads back with its reference.
+    let server = Server::start(&data, &[]);
+    let client = reqwest::Client::new();
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    for (id, reference) in &acknowledged {
+        let answer = graphql(&client, &server.url, &token, CUSTOMER, json!({ "id": id }))
+            .await
+            .expect("an answer");
+        assert_eq!(
+            answer["data"]["customer"]["reference"],
+            reference.as_str(),
+            "{answer}"
+        );
+    }
+}
+
+const CUSTOMER: &str = "query($id: ID!) { customer(id: $id) { reference } }";

@@ -466,6 +466,8 @@ impl CommandBus {
         let stream_id = stream.stream_id();
         let mut base_id = Uuid::now_v7();
         let mut recorded = false;
+        // A mutation record written to sled and not flushed yet.
+        let mut record_unflushed = false;
         if let Some(retry) = &retry {
             if let Some(earlier) = self.recall(actor, retry).await? {
                 if earlier.stream_id != stream_id {
@@ -542,12 +544,13 @@ impl CommandBus {
                             base_id = theirs.base_event_id;
                         }
                     }
-                    // Not flushed here: the append's own flush makes the whole database
-                    // durable, this record included, before anything is acknowledged.
+                    // Not flushed here: `make_durable` below flushes it with any new key
+                    // before the events are appended.
                     None => {
                         self.mutations
                             .insert(key, bytes)
                             .map_err(io("write mutation record"))?;
+                        record_unflushed = true;
                     }
                 }
                 recorded = true;
@@ -563,6 +566,7 @@ impl CommandBus {
                         .0;
                 }
             }
+            self.make_durable(&mut record_unflushed).await?;
             let expectation = match version {
                 Some(v) => ExpectedVersion::Exact(v),
                 None => ExpectedVersion::NoStream,
@@ -626,6 +630,39 @@ impl CommandBus {
             last_position: Some(last),
             replayed: true,
         }))
+    }
+
+    /// Makes what this command wrote to sled beside the log durable before its events are
+    /// appended: a new data key or subject link (the vault counts them) and its mutation
+    /// record (`record_unflushed`). The append syncs only the log's segment, and sled flushes
+    /// on its own only every second, so without this a `kill -9` after the acknowledgement
+    /// could leave an event sealed with a key that is gone, or a retry of an acknowledged
+    /// mutation that no record dedupes. One sled flush covers both (one database);
+    /// concurrent commands share it.
+    async fn make_durable(&self, record_unflushed: &mut bool) -> Result<(), BusError> {
+        let vault = self.vault.as_ref().filter(|v| v.needs_flush()).cloned();
+        if vault.is_none() && !*record_unflushed {
+            return Ok(());
+        }
+        let record = std::mem::take(record_unflushed).then(|| self.mutations.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), BusError> {
+            if let Some(vault) = vault {
+                vault.make_durable()?;
+            }
+            // Also after the vault's flush: that one may have been skipped for a flush that
+            // started before this record was written. Nothing new to write costs nothing.
+            if let Some(mutations) = record {
+                mutations.flush().map_err(io("flush mutation record"))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| {
+            BusError::Store(StoreError::Io {
+                operation: "flush before append",
+                detail: e.to_string(),
+            })
+        })?
     }
 
     /// Seals the personal fields of `event` (about to be appended to `stream_id`, whose

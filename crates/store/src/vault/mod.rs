@@ -48,9 +48,12 @@
 //!
 //! # Durability
 //!
-//! A new data key is written to sled without its own flush: it must reach disk no later than
-//! the first event sealed with it. Appending that event to the same sled database does that
-//! (a flush persists everything written before it); otherwise call [`Vault::flush`].
+//! A new data key (and a new subject link) is written to sled without its own flush: it must
+//! reach disk before the first event sealed with it is appended, since the log's segments are
+//! synced on their own and sled only flushes every second. The vault counts such writes;
+//! [`Vault::make_durable`] flushes when any is not yet durable (concurrent callers share one
+//! flush), and the command bus calls it before every append. A sled batch used to push sled's
+//! buffers out as a side effect, which hid this from `kill -9` tests until session 19.
 //!
 //! The vault's trees are named `vault/...`; no store or projection tree uses that prefix.
 
@@ -61,6 +64,7 @@ pub mod kek_file;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -138,6 +142,10 @@ struct Inner {
     kek_path: PathBuf,
     master: MasterKey,
     state: RwLock<State>,
+    /// New keys and links written so far ([`Vault::make_durable`]).
+    written: AtomicU64,
+    /// The value `written` had when the last completed flush started.
+    flushed: AtomicU64,
 }
 
 struct State {
@@ -324,6 +332,8 @@ impl Vault {
                     slot,
                     cache: HashMap::new(),
                 }),
+                written: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
             }),
         })
     }
@@ -380,6 +390,7 @@ impl Vault {
                     .keys
                     .insert(key, value)
                     .map_err(VaultError::sled("write data key"))?;
+                self.inner.written.fetch_add(1, Ordering::SeqCst);
                 state.cache.insert(key, Entry::Live(data_key.clone()));
                 Ok(data_key)
             }
@@ -711,10 +722,14 @@ impl Vault {
             }
             None => return Ok(()),
         };
-        self.inner
+        let before = self
+            .inner
             .links
             .insert(link_key, customer.as_uuid().as_bytes())
             .map_err(VaultError::sled("write subject link"))?;
+        if before.as_deref() != Some(customer.as_uuid().as_bytes()) {
+            self.inner.written.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -744,6 +759,24 @@ impl Vault {
         CustomerId::new(uuid)
             .map(Some)
             .map_err(|_| VaultError::Corrupt("a subject link is not a customer id".into()))
+    }
+
+    /// Whether a key or link written so far may not be durable yet.
+    pub fn needs_flush(&self) -> bool {
+        self.inner.flushed.load(Ordering::SeqCst) < self.inner.written.load(Ordering::SeqCst)
+    }
+
+    /// Makes every key and link written before this call durable, flushing the database
+    /// unless a flush that started after the last of them has completed already. Call it
+    /// before appending events sealed with a new key (blocking: it may sync the disk).
+    pub fn make_durable(&self) -> Result<(), VaultError> {
+        let target = self.inner.written.load(Ordering::SeqCst);
+        if self.inner.flushed.load(Ordering::SeqCst) >= target {
+            return Ok(());
+        }
+        self.flush()?;
+        self.inner.flushed.fetch_max(target, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Makes every key and link written so far durable.
