@@ -194,7 +194,13 @@ impl KeyFollower {
             }
         }
         if wanted.is_empty() {
-            return Ok(());
+            // The links just recorded must be durable before the events are copied (the
+            // copy is not read again); importing keys below flushes them with the keys.
+            let vault = self.vault.clone();
+            return tokio::task::spawn_blocking(move || vault.make_durable())
+                .await
+                .map_err(|e| BusError::Decode(format!("flushing subject links: {e}")))?
+                .map_err(BusError::from);
         }
         let keys: Vec<Vec<u8>> = wanted
             .iter()

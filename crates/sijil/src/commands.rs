@@ -313,6 +313,9 @@ fn write_chunk(
                 .record_link(ws, &event)
                 .map_err(|e| anyhow!("import stopped: {e} [{}]", e.code()))?;
         }
+        vault
+            .make_durable()
+            .map_err(|e| anyhow!("import stopped: {e} [{}]", e.code()))?;
     }
     store
         .import_events(chunk)

@@ -180,15 +180,22 @@ struct Exec<'a> {
 }
 
 /// Appends every chunk it receives, in order, until the executor hangs up or an append fails;
-/// returns the number of events written.
+/// returns the number of events written. The data keys and links a chunk's events were sealed
+/// with were made before it was handed over; they are made durable before it is appended.
 fn write_chunks(
     store: &Store,
+    vault: Option<&Vault>,
     chunks: std::sync::mpsc::Receiver<Vec<BulkAppend>>,
     on_written: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64> {
     let mut written = 0u64;
     for chunk in chunks {
         let events: u64 = chunk.iter().map(|a| a.events.len() as u64).sum();
+        if let Some(vault) = vault {
+            vault
+                .make_durable()
+                .context("making the demo's data keys durable")?;
+        }
         store
             .append_bulk(&chunk, RecordedAt::OccurredAt)
             .context("appending demo events")?;
@@ -211,7 +218,9 @@ pub fn execute(
         let (sender, chunks) = sync_channel(CHUNKS_IN_FLIGHT);
         let writer = std::thread::Builder::new()
             .name("demo-writer".into())
-            .spawn_scoped(scope, move || write_chunks(store, chunks, on_written))
+            .spawn_scoped(scope, move || {
+                write_chunks(store, vault, chunks, on_written)
+            })
             .context("starting the demo writer thread")?;
         let decided = decide_all(plan, store, vault, seed, sender);
         let written = writer
