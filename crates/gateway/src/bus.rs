@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::cluster::KeyShare;
 use crate::error::ApiError;
+use crate::group_flush::GroupFlush;
 use crate::snapshots::Snapshots;
 
 /// Who is acting, for whom, in which workspace.
@@ -231,6 +232,8 @@ pub struct CommandBus {
     keys: Option<Arc<KeyShare>>,
     /// States folded recently, reused while their stream has not moved.
     snapshots: Arc<Snapshots>,
+    /// Flushes of the database for commands that wrote beside the log ([`Self::make_durable`]).
+    flush: Arc<GroupFlush>,
 }
 
 impl CommandBus {
@@ -257,11 +260,12 @@ impl CommandBus {
         Ok(CommandBus {
             turns: Arc::new(StreamTurns::new()),
             store,
-            mutations,
             vault,
             shared,
             keys,
             snapshots: Arc::new(Snapshots::default()),
+            flush: Arc::new(GroupFlush::new(mutations.clone())),
+            mutations,
         })
     }
 
@@ -640,29 +644,20 @@ impl CommandBus {
     /// mutation that no record dedupes. One sled flush covers both (one database);
     /// concurrent commands share it.
     async fn make_durable(&self, record_unflushed: &mut bool) -> Result<(), BusError> {
-        let vault = self.vault.as_ref().filter(|v| v.needs_flush()).cloned();
+        let vault = self.vault.as_ref().filter(|v| v.needs_flush());
         if vault.is_none() && !*record_unflushed {
             return Ok(());
         }
-        let record = std::mem::take(record_unflushed).then(|| self.mutations.clone());
-        tokio::task::spawn_blocking(move || -> Result<(), BusError> {
-            if let Some(vault) = vault {
-                vault.make_durable()?;
-            }
-            // Also after the vault's flush: that one may have been skipped for a flush that
-            // started before this record was written. Nothing new to write costs nothing.
-            if let Some(mutations) = record {
-                mutations.flush().map_err(io("flush mutation record"))?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| {
-            BusError::Store(StoreError::Io {
-                operation: "flush before append",
-                detail: e.to_string(),
-            })
-        })?
+        let written = vault.map(Vault::written);
+        self.flush
+            .flush()
+            .await
+            .map_err(io("flush before append"))?;
+        if let (Some(vault), Some(written)) = (vault, written) {
+            vault.note_flushed(written);
+        }
+        *record_unflushed = false;
+        Ok(())
     }
 
     /// Seals the personal fields of `event` (about to be appended to `stream_id`, whose

@@ -14,6 +14,7 @@ pub mod error;
 pub mod executor;
 pub mod fanout;
 pub mod gateway;
+pub mod group_flush;
 pub mod limits;
 pub mod log_tail;
 pub mod query_cache;

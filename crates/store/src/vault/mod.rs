@@ -51,8 +51,8 @@
 //! A new data key (and a new subject link) is written to sled without its own flush: it must
 //! reach disk before the first event sealed with it is appended, since the log's segments are
 //! synced on their own and sled only flushes every second. The vault counts such writes;
-//! [`Vault::make_durable`] flushes when any is not yet durable (concurrent callers share one
-//! flush), and the command bus calls it before every append. A sled batch used to push sled's
+//! [`Vault::make_durable`] flushes when any is not yet durable, and the command bus flushes
+//! (one group flush for all waiting commands) before every append that needs it. A sled batch used to push sled's
 //! buffers out as a side effect, which hid this from `kill -9` tests until session 19.
 //!
 //! The vault's trees are named `vault/...`; no store or projection tree uses that prefix.
@@ -764,6 +764,17 @@ impl Vault {
     /// Whether a key or link written so far may not be durable yet.
     pub fn needs_flush(&self) -> bool {
         self.inner.flushed.load(Ordering::SeqCst) < self.inner.written.load(Ordering::SeqCst)
+    }
+
+    /// How many new keys and links were written so far: pass it to [`Vault::note_flushed`]
+    /// once a flush that started after reading it has completed.
+    pub fn written(&self) -> u64 {
+        self.inner.written.load(Ordering::SeqCst)
+    }
+
+    /// Records that the keys and links counted by `written` ([`Vault::written`]) are durable.
+    pub fn note_flushed(&self, written: u64) {
+        self.inner.flushed.fetch_max(written, Ordering::SeqCst);
     }
 
     /// Makes every key and link written before this call durable, flushing the database
