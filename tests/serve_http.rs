@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{graphql, ok, Server};
+use common::{assert_customers_read_back, graphql, ok, Server};
 use serde_json::json;
 
 const TIMELINE: &str = "{ customers(first: 3) { edges { node { id reference displayName language \
@@ -165,18 +165,47 @@ fn assert_kept_and_verified(
     assert!(verified.contains("verify: OK"), "{verified}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_a_write_burst_when_sigterm_arrives_then_every_acknowledged_event_is_on_disk() {
+/// A new store served, and a burst of registrations on it that has had 150 acknowledged.
+struct Burst {
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    server: Server,
+    token: String,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+    acknowledged: Acknowledged,
+}
+
+async fn burst_under_way() -> Burst {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut server = Server::start(&data, &[]);
+    let server = Server::start(&data, &[]);
     let token = server
         .token
         .clone()
         .expect("a new store prints an admin token");
     let (writers, acknowledged) = burst(&server, &token);
-    // Given a burst under way, when SIGTERM arrives mid-burst...
     until_acknowledged(&acknowledged, 150).await;
+    Burst {
+        dir,
+        data,
+        server,
+        token,
+        writers,
+        acknowledged,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_write_burst_when_sigterm_arrives_then_every_acknowledged_event_is_on_disk() {
+    // Given a burst under way, when SIGTERM arrives mid-burst...
+    let Burst {
+        dir,
+        data,
+        mut server,
+        writers,
+        acknowledged,
+        ..
+    } = burst_under_way().await;
     server.terminate();
     writers_stop(writers).await;
     assert!(server.wait(Duration::from_secs(30)), "serve exits cleanly");
@@ -187,16 +216,15 @@ async fn given_a_write_burst_when_sigterm_arrives_then_every_acknowledged_event_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_a_write_burst_when_the_server_is_killed_then_every_acknowledged_customer_reads_back()
 {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let mut server = Server::start(&data, &[]);
-    let token = server
-        .token
-        .clone()
-        .expect("a new store prints an admin token");
-    let (writers, acknowledged) = burst(&server, &token);
     // Given a burst under way, when the server is killed (SIGKILL) mid-burst...
-    until_acknowledged(&acknowledged, 150).await;
+    let Burst {
+        dir,
+        data,
+        mut server,
+        token,
+        writers,
+        acknowledged,
+    } = burst_under_way().await;
     server.child.kill().expect("kill -9");
     writers_stop(writers).await;
     server.child.wait().expect("reaped");
@@ -204,18 +232,6 @@ async fn given_a_write_burst_when_the_server_is_killed_then_every_acknowledged_c
     assert_kept_and_verified(dir.path(), &data, &acknowledged);
     // and, served again, every acknowledged customer reads back with its reference.
     let server = Server::start(&data, &[]);
-    let client = reqwest::Client::new();
     let acknowledged = acknowledged.lock().expect("lock").clone();
-    for (id, reference) in &acknowledged {
-        let answer = graphql(&client, &server.url, &token, CUSTOMER, json!({ "id": id }))
-            .await
-            .expect("an answer");
-        assert_eq!(
-            answer["data"]["customer"]["reference"],
-            reference.as_str(),
-            "{answer}"
-        );
-    }
+    assert_customers_read_back(&reqwest::Client::new(), &server.url, &token, &acknowledged).await;
 }
-
-const CUSTOMER: &str = "query($id: ID!) { customer(id: $id) { reference } }";

@@ -169,3 +169,30 @@ pub async fn graphql(
         .json()
         .await
 }
+
+/// Asserts that every customer of `acknowledged` (id → reference) reads back through `url`
+/// with its reference.
+pub async fn assert_customers_read_back(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    acknowledged: &std::collections::BTreeMap<String, String>,
+) {
+    const CUSTOMER: &str = "query($id: ID!) { customer(id: $id) { reference } }";
+    for (id, reference) in acknowledged {
+        let answer = graphql(
+            client,
+            url,
+            token,
+            CUSTOMER,
+            serde_json::json!({ "id": id }),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(
+            answer["data"]["customer"]["reference"],
+            reference.as_str(),
+            "{answer}"
+        );
+    }
+}
