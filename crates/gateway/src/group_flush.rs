@@ -43,23 +43,27 @@ impl GroupFlush {
             if *done.borrow_and_update() >= ticket {
                 return Ok(());
             }
-            let Ok(_running) = self.running.try_lock() else {
-                // Another caller's flush is running: wait for it, then look again.
-                if done.changed().await.is_err() {
-                    return Err(sled::Error::ReportableBug("group flush gone".into()));
+            let (flushed, target) = {
+                let Ok(_running) = self.running.try_lock() else {
+                    // Another caller's flush is running; it tells `done` only after letting
+                    // go of `running`, so this wakes up after it and can run the next one.
+                    if done.changed().await.is_err() {
+                        return Err(sled::Error::ReportableBug("group flush gone".into()));
+                    }
+                    continue;
+                };
+                if *self.done.borrow() >= ticket {
+                    return Ok(());
                 }
-                continue;
+                // Every ticket up to `target` was taken after its writes, so before this flush.
+                let target = self.asked.load(Ordering::SeqCst);
+                let tree = self.tree.clone();
+                self.flushes.fetch_add(1, Ordering::SeqCst);
+                let flushed = tokio::task::spawn_blocking(move || tree.flush())
+                    .await
+                    .unwrap_or_else(|e| Err(sled::Error::ReportableBug(e.to_string())));
+                (flushed, target)
             };
-            if *self.done.borrow() >= ticket {
-                return Ok(());
-            }
-            // Every ticket up to `target` was taken after its writes, so before this flush.
-            let target = self.asked.load(Ordering::SeqCst);
-            let tree = self.tree.clone();
-            self.flushes.fetch_add(1, Ordering::SeqCst);
-            let flushed = tokio::task::spawn_blocking(move || tree.flush())
-                .await
-                .unwrap_or_else(|e| Err(sled::Error::ReportableBug(e.to_string())));
             // Wakes the waiters either way: after a failure one of them tries again.
             self.done.send_modify(|done| {
                 if flushed.is_ok() {
@@ -107,5 +111,32 @@ mod tests {
         // And a later caller gets a flush of its own
         group.flush().await.expect("flush");
         assert_eq!(group.flushes.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn callers_arriving_while_flushes_end_are_all_answered() {
+        // A caller that finds a flush running waits for its end; it must be woken even when
+        // that flush ends between its look and its wait. Many rounds of racing callers.
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let tree = db.open_tree("t").expect("tree");
+        let group = Arc::new(GroupFlush::new(tree.clone()));
+        for round in 0..50u32 {
+            let mut tasks = Vec::new();
+            for i in 0..16u32 {
+                let (group, tree) = (Arc::clone(&group), tree.clone());
+                tasks.push(tokio::spawn(async move {
+                    tree.insert([round.to_be_bytes(), i.to_be_bytes()].concat(), &b"v"[..])
+                        .expect("insert");
+                    group.flush().await.expect("flush");
+                }));
+            }
+            for task in tasks {
+                tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                    .await
+                    .expect("every caller is answered")
+                    .expect("task");
+            }
+        }
+        assert_eq!(*group.done.borrow(), 50 * 16);
     }
 }

@@ -52,8 +52,9 @@
 //! reach disk before the first event sealed with it is appended, since the log's segments are
 //! synced on their own and sled only flushes every second. The vault counts such writes;
 //! [`Vault::make_durable`] flushes when any is not yet durable, and the command bus flushes
-//! (one group flush for all waiting commands) before every append that needs it. A sled batch used to push sled's
-//! buffers out as a side effect, which hid this from `kill -9` tests until session 19.
+//! (one group flush for all waiting commands) before every append that needs it. Sled
+//! batches used to push sled's buffers out as a side effect, which hid this from `kill -9`
+//! tests until session 19.
 //!
 //! The vault's trees are named `vault/...`; no store or projection tree uses that prefix.
 
@@ -781,12 +782,12 @@ impl Vault {
     /// unless a flush that started after the last of them has completed already. Call it
     /// before appending events sealed with a new key (blocking: it may sync the disk).
     pub fn make_durable(&self) -> Result<(), VaultError> {
-        let target = self.inner.written.load(Ordering::SeqCst);
+        let target = self.written();
         if self.inner.flushed.load(Ordering::SeqCst) >= target {
             return Ok(());
         }
         self.flush()?;
-        self.inner.flushed.fetch_max(target, Ordering::SeqCst);
+        self.note_flushed(target);
         Ok(())
     }
 
