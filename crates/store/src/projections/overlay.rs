@@ -412,10 +412,10 @@ fn read_redo(tree: &sled::Tree) -> Result<Option<(Vec<u8>, u32)>, ProjectionErro
         None => Ok(None),
         Some(total) if keys.len() as u64 == u64::from(total) => Ok(Some((bytes, total))),
         Some(total) if (keys.len() as u64) < u64::from(total) => {
-            for key in keys {
-                tree.remove(key)
-                    .map_err(|e| ProjectionError::sled("drop incomplete redo record", e))?;
-            }
+            let held = u32::try_from(keys.len())
+                .map_err(|_| ProjectionError::corrupt("projection redo record too long"))?;
+            remove_redo(tree, held)
+                .map_err(|e| ProjectionError::sled("drop incomplete redo record", e))?;
             Ok(None)
         }
         Some(total) => Err(ProjectionError::corrupt(format!(
@@ -442,10 +442,23 @@ fn write_all(
     }
     tree.insert(CHECKPOINT_KEY, &position.to_be_bytes())
         .map_err(err)?;
-    for part in 0..redo_parts {
-        tree.remove(redo_part_key(part)).map_err(err)?;
+    remove_redo(tree, redo_parts).map_err(err)
+}
+
+/// Removes parts `0..parts` of the redo record, the last one first, so a stop in between
+/// leaves parts `0..k` of a record that declares more: an incomplete record, which
+/// [`read_redo`] drops. (Removed first to last, the rest would start past part 0, which
+/// reads as corruption.)
+fn remove_redo(tree: &sled::Tree, parts: u32) -> Result<(), sled::Error> {
+    for part in redo_removal_order(parts) {
+        tree.remove(redo_part_key(part))?;
     }
     Ok(())
+}
+
+/// The order [`remove_redo`] removes parts `0..parts` in.
+fn redo_removal_order(parts: u32) -> impl Iterator<Item = u32> {
+    (0..parts).rev()
 }
 
 /// One pending write: a key and its new value (`None`: removed).
@@ -729,6 +742,33 @@ mod tests {
                 // Replaying is idempotent and happens once.
                 assert!(!recover(&tree)?);
             }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_removal_of_the_redo_record_cut_at_any_point_leaves_it_droppable(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        // Given a commit finished up to its checkpoint (redo record and every write in)
+        let n = 773;
+        let (_db, whole) = cut_off(n, n)?;
+        whole.insert(CHECKPOINT_KEY, &9u64.to_be_bytes())?;
+        let parts = u32::try_from(redo_parts(&whole))?;
+        assert!(parts > 1);
+        let rows_then = rows(&whole)?;
+        for removed in 0..parts {
+            // When the removal of its record stops after `removed` parts
+            let (_db, tree) = cut_off(n, n)?;
+            tree.insert(CHECKPOINT_KEY, &9u64.to_be_bytes())?;
+            for part in redo_removal_order(parts).take(removed as usize) {
+                tree.remove(redo_part_key(part))?;
+            }
+            // Then what is left reads as an incomplete record (dropped), never as corruption
+            let replayed = recover(&tree)?;
+            assert_eq!(replayed, removed == 0, "removed {removed}");
+            assert_eq!(redo_parts(&tree), 0);
+            assert_eq!(checkpoint(&tree)?, 9);
+            assert_eq!(rows(&tree)?, rows_then);
         }
         Ok(())
     }
