@@ -499,7 +499,6 @@ impl Vault {
     pub fn forget(&self, ws: WorkspaceId, customer: CustomerId) -> Result<Forgot, VaultError> {
         let key = entry_key(ws, customer);
         let mut state = self.write_state();
-        let flush = |db: &sled::Db| db.flush().map_err(VaultError::sled("flush vault"));
         match Self::load(&self.inner.keys, &mut state, &key)? {
             Some(Entry::Forgotten) => return Ok(Forgot::AlreadyForgotten),
             None => {
@@ -507,7 +506,7 @@ impl Vault {
                     .keys
                     .insert(key, &TOMBSTONE)
                     .map_err(VaultError::sled("write tombstone"))?;
-                flush(&self.inner.db)?;
+                self.flush()?;
                 state.cache.insert(key, Entry::Forgotten);
                 return Ok(Forgot::NoKeyHeld);
             }
@@ -541,7 +540,7 @@ impl Vault {
             .keys
             .apply_batch(batch)
             .map_err(VaultError::sled("rewrap data keys"))?;
-        flush(&self.inner.db)?;
+        self.flush()?;
         // 3. The old KEK overwritten in place: lingering copies of the key are now useless.
         kek_file::write_slot(path, state.slot, None)?;
         state.kek = next;
@@ -602,10 +601,7 @@ impl Vault {
             .keys
             .apply_batch(batch)
             .map_err(VaultError::sled("adopt data keys"))?;
-        self.inner
-            .db
-            .flush()
-            .map_err(VaultError::sled("flush vault"))?;
+        self.flush()?;
         for (key, data_key) in &bundle.live {
             state.cache.insert(*key, Entry::Live(data_key.clone()));
         }
@@ -693,10 +689,7 @@ impl Vault {
                 .keys
                 .apply_batch(batch)
                 .map_err(VaultError::sled("import data keys"))?;
-            self.inner
-                .db
-                .flush()
-                .map_err(VaultError::sled("flush vault"))?;
+            self.flush()?;
             state.cache.extend(pending);
         }
         for key in to_forget {
@@ -782,22 +775,21 @@ impl Vault {
     /// unless a flush that started after the last of them has completed already. Call it
     /// before appending events sealed with a new key (blocking: it may sync the disk).
     pub fn make_durable(&self) -> Result<(), VaultError> {
-        let target = self.written();
-        if self.inner.flushed.load(Ordering::SeqCst) >= target {
-            return Ok(());
+        if self.needs_flush() {
+            self.flush()?;
         }
-        self.flush()?;
-        self.note_flushed(target);
         Ok(())
     }
 
-    /// Makes every key and link written so far durable.
+    /// Makes every key and link written so far durable, and counts them as such.
     pub fn flush(&self) -> Result<(), VaultError> {
+        let target = self.written();
         self.inner
             .db
             .flush()
-            .map(|_| ())
-            .map_err(VaultError::sled("flush vault"))
+            .map_err(VaultError::sled("flush vault"))?;
+        self.note_flushed(target);
+        Ok(())
     }
 }
 
@@ -895,6 +887,30 @@ mod tests {
         fn unlock(&self) -> Result<Vault, VaultError> {
             Vault::unlock(&self.db, self.kek_path(), self.master.clone())
         }
+    }
+
+    #[test]
+    fn new_keys_and_links_need_a_flush_until_one_completes() {
+        let s = setup();
+        let vault = s.unlock().expect("unlock");
+        assert!(!vault.needs_flush());
+        // A new key (and the note's case link) must be made durable
+        let a = CustomerId::new(id(2)).expect("v7");
+        vault.record_link(s.ws, &note(a, "x")).expect("link");
+        vault.seal(&mut note(a, "x"), s.ws, a).expect("seal");
+        assert!(vault.needs_flush());
+        vault.make_durable().expect("durable");
+        assert!(!vault.needs_flush());
+        // Sealing again with the same key, and the same link again, write nothing new
+        vault.record_link(s.ws, &note(a, "y")).expect("link");
+        vault.seal(&mut note(a, "y"), s.ws, a).expect("seal");
+        assert!(!vault.needs_flush());
+        // A forget's own flush counts too
+        let b = CustomerId::new(id(3)).expect("v7");
+        vault.seal(&mut note(b, "z"), s.ws, b).expect("seal");
+        assert!(vault.needs_flush());
+        vault.forget(s.ws, a).expect("forget");
+        assert!(!vault.needs_flush());
     }
 
     #[test]
