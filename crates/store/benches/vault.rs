@@ -1,0 +1,72 @@
+//! Criterion benchmarks of the vault's per-field work: sealing one personal text (what every
+//! write with personal data pays) and opening one (what every timeline entry with a sealed
+//! summary costs a reader). Texts of 40 and 150 characters, the sizes of the demo's
+//! interaction summaries and of a long one.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use sijil_domain::events::NoteAdded;
+use sijil_domain::personal::PersonalField;
+use sijil_domain::{CustomerId, DomainEvent, NoteId, NoteTarget, Timestamp, WorkspaceId};
+use sijil_store::vault::{MasterKey, Vault};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn id(n: u8) -> uuid::Uuid {
+    uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000, &[n; 10]).into_uuid()
+}
+
+fn note(customer: CustomerId, text: &str) -> DomainEvent {
+    NoteAdded {
+        note_id: NoteId::new(id(9)).expect("v7"),
+        target: NoteTarget::Case(sijil_domain::CaseId::new(id(8)).expect("v7")),
+        customer_id: customer,
+        author: None,
+        text: text.into(),
+        at: Timestamp(1),
+    }
+    .into()
+}
+
+fn sealed_text(event: &DomainEvent) -> String {
+    match event {
+        DomainEvent::NoteAdded(n) => n.text.clone(),
+        _ => unreachable!("a note"),
+    }
+}
+
+fn vault(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sled::open(dir.path().join("db")).expect("sled");
+    let master = MasterKey::generate().expect("random");
+    let vault = Vault::unlock(&db, dir.path().join("vault.kek"), master).expect("unlock");
+    let ws = WorkspaceId::new(id(1)).expect("v7");
+    let customer = CustomerId::new(id(2)).expect("v7");
+    let mut group = c.benchmark_group("vault");
+    for chars in [40, 150] {
+        let text = "x".repeat(chars);
+        group.bench_function(format!("seal a {chars}-character text"), |b| {
+            b.iter(|| {
+                let mut event = note(customer, &text);
+                vault.seal(&mut event, ws, customer).expect("seal");
+                event
+            })
+        });
+        let mut event = note(customer, &text);
+        vault.seal(&mut event, ws, customer).expect("seal");
+        let sealed = sealed_text(&event);
+        group.bench_function(format!("open a {chars}-character text"), |b| {
+            b.iter(|| {
+                let opened = vault
+                    .open_text(ws, customer, PersonalField::NoteText, &sealed)
+                    .expect("open");
+                assert_eq!(opened.len(), chars);
+                opened
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, vault);
+criterion_main!(benches);
