@@ -6,26 +6,24 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use sijil_domain::events::NoteAdded;
 use sijil_domain::personal::PersonalField;
-use sijil_domain::{CustomerId, DomainEvent, NoteId, NoteTarget, Timestamp, WorkspaceId};
+use sijil_domain::{CaseId, CustomerId, DomainEvent, NoteId, NoteTarget, Timestamp, WorkspaceId};
 use sijil_store::vault::{MasterKey, Vault};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn id(n: u8) -> uuid::Uuid {
-    uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000, &[n; 10]).into_uuid()
-}
-
-fn note(customer: CustomerId, text: &str) -> DomainEvent {
-    NoteAdded {
-        note_id: NoteId::new(id(9)).expect("v7"),
-        target: NoteTarget::Case(sijil_domain::CaseId::new(id(8)).expect("v7")),
+/// Note `ids.2` about customer `ids.0` on case `ids.1`, holding `text`, its one personal
+/// field.
+fn note(ids: (CustomerId, CaseId, NoteId), text: &str) -> DomainEvent {
+    let (customer, case, note_id) = ids;
+    DomainEvent::NoteAdded(NoteAdded {
+        note_id,
+        target: NoteTarget::Case(case),
         customer_id: customer,
         author: None,
         text: text.into(),
         at: Timestamp(1),
-    }
-    .into()
+    })
 }
 
 fn sealed_text(event: &DomainEvent) -> String {
@@ -40,19 +38,25 @@ fn vault(c: &mut Criterion) {
     let db = sled::open(dir.path().join("db")).expect("sled");
     let master = MasterKey::generate().expect("random");
     let vault = Vault::unlock(&db, dir.path().join("vault.kek"), master).expect("unlock");
-    let ws = WorkspaceId::new(id(1)).expect("v7");
-    let customer = CustomerId::new(id(2)).expect("v7");
+    let ws = WorkspaceId::new(uuid::Uuid::now_v7()).expect("v7");
+    let customer = CustomerId::new(uuid::Uuid::now_v7()).expect("v7");
+    let case = CaseId::new(uuid::Uuid::now_v7()).expect("v7");
+    let ids = (
+        customer,
+        case,
+        NoteId::new(uuid::Uuid::now_v7()).expect("v7"),
+    );
     let mut group = c.benchmark_group("vault");
     for chars in [40, 150] {
         let text = "x".repeat(chars);
         group.bench_function(format!("seal a {chars}-character text"), |b| {
             b.iter(|| {
-                let mut event = note(customer, &text);
+                let mut event = note(ids, &text);
                 vault.seal(&mut event, ws, customer).expect("seal");
                 event
             })
         });
-        let mut event = note(customer, &text);
+        let mut event = note(ids, &text);
         vault.seal(&mut event, ws, customer).expect("seal");
         let sealed = sealed_text(&event);
         group.bench_function(format!("open a {chars}-character text"), |b| {

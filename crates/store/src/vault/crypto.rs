@@ -2,6 +2,10 @@
 //! memory, the workspace [`MasterKey`] and how it is configured, randomness, and
 //! XChaCha20-Poly1305 sealing with associated data (192-bit random nonces, so random nonces
 //! never collide in practice however many fields are sealed under one key).
+//!
+//! The workspace builds poly1305 with its portable backend (`--cfg poly1305_force_soft` in
+//! `.cargo/config.toml`): on one personal field the AVX2 backend's per-message set-up made
+//! an open ×2.8 slower (`cargo bench -p sijil-store --bench vault`).
 
 use std::fmt;
 use std::path::Path;
