@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the vault's per-field work: sealing one personal text (what every
 //! write with personal data pays) and opening one (what every timeline entry with a sealed
-//! summary costs a reader). Texts of 40 and 150 characters, the sizes of the demo's
-//! interaction summaries and of a long one.
+//! summary costs a reader), for a short text of 40 characters and one of 150 (a timeline
+//! summary shows at most 160).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sijil_domain::events::NoteAdded;
