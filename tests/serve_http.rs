@@ -74,6 +74,59 @@ const REGISTER: &str =
 /// Customers acknowledged by a burst: id → reference.
 type Acknowledged = Arc<Mutex<BTreeMap<String, String>>>;
 
+/// The log: a request's line is written while the server runs (by the log's writer thread,
+/// which writes whatever is queued whenever the queue runs dry), and the lines of a clean
+/// shutdown are all there once the process has exited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_served_store_when_requests_are_answered_then_their_log_lines_are_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut server = Server::start_logging_to(
+        &data,
+        &["--demo", "--demo-customers", "4", "--log", "info"],
+        std::process::Stdio::from(log),
+    );
+    let token = server.token.clone().expect("an admin token");
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        graphql(&client, &server.url, &token, TIMELINE, json!({}))
+            .await
+            .expect("the query is answered");
+    }
+    let requests = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains(" request ") && l.contains("outcome=ok"))
+            .count()
+    };
+    let mut written = String::new();
+    for _ in 0..100 {
+        written = std::fs::read_to_string(&log_path).expect("read the log");
+        if requests(&written) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        requests(&written),
+        3,
+        "one line per request while serving:\n{written}"
+    );
+
+    server.terminate();
+    assert!(
+        server.wait(Duration::from_secs(30)),
+        "serve exits on SIGTERM"
+    );
+    let written = std::fs::read_to_string(&log_path).expect("read the log");
+    assert!(
+        written.contains("shutting down"),
+        "the shutdown is logged before the process exits:\n{written}"
+    );
+    assert_eq!(requests(&written), 3, "{written}");
+}
+
 /// Starts 8 writers registering customers on `server` until it stops answering; returns
 /// their tasks and what they have had acknowledged so far.
 fn burst(server: &Server, token: &str) -> (Vec<tokio::task::JoinHandle<()>>, Acknowledged) {

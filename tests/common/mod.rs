@@ -73,12 +73,17 @@ pub struct Server {
 impl Server {
     /// Starts `sijil serve` on a free port with `extra` arguments and waits until it listens.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_logging_to(data, extra, Stdio::inherit())
+    }
+
+    /// [`Server::start`] with the server's stderr (its log) sent to `stderr`.
+    pub fn start_logging_to(data: &Path, extra: &[&str], stderr: Stdio) -> Server {
         let mut child = sijil(data)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("serve starts");
         let out = child.stdout.take().expect("piped stdout");
