@@ -142,21 +142,46 @@ pub fn get(
         .map(|row| DirectoryEntry::new(customer, row)))
 }
 
-/// Whether `customer` in workspace `ws` is forgotten (`None`: not in the directory). Reads
-/// only the row's variant, skipping the profile (every timeline page asks this).
+/// The stored form of [`StoredRow::Forgotten`] (MessagePack: the variant's name).
+const FORGOTTEN_ROW: &[u8] = b"\xa9Forgotten";
+/// How every stored [`StoredRow::Known`] starts (MessagePack: a map of one entry, keyed by
+/// the variant's name); the profile follows.
+const KNOWN_ROW_PREFIX: &[u8] = b"\x81\xa5Known";
+
+/// Whether `customer` in workspace `ws` is forgotten (`None`: not in the directory). Every
+/// timeline page asks this, so it reads only the row's variant: a row is recognised by its
+/// first bytes, without walking the profile (walking it was ~2 % of the server's CPU under
+/// the timeline load); a row that starts otherwise is decoded, and an undecodable one is an
+/// error as before.
 pub fn is_forgotten(
     tree: &sled::Tree,
     ws: WorkspaceId,
     customer: CustomerId,
 ) -> Result<Option<bool>, ProjectionError> {
+    let Some(bytes) = tree
+        .get(row_key(ws.as_uuid(), customer.as_uuid()))
+        .map_err(|e| ProjectionError::sled("read directory row", e))?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(row_is_forgotten(&bytes)?))
+}
+
+/// Whether the stored row `bytes` is [`StoredRow::Forgotten`] (see [`is_forgotten`]).
+fn row_is_forgotten(bytes: &[u8]) -> Result<bool, ProjectionError> {
+    if bytes == FORGOTTEN_ROW {
+        return Ok(true);
+    }
+    if bytes.starts_with(KNOWN_ROW_PREFIX) {
+        return Ok(false);
+    }
     /// [`StoredRow`] with the profile skipped, not decoded.
     #[derive(serde::Deserialize)]
     enum RowKind {
         Known(serde::de::IgnoredAny),
         Forgotten,
     }
-    Ok(read_row(tree, ws.as_uuid(), customer.as_uuid())?
-        .map(|kind: RowKind| matches!(kind, RowKind::Forgotten)))
+    rows::decode(bytes, "directory row").map(|kind: RowKind| matches!(kind, RowKind::Forgotten))
 }
 
 /// Follows merges from `customer` to the customer now answering for them, with its row.
@@ -432,4 +457,44 @@ pub fn search(
         Ok(Some(entry))
     })?;
     finish(scanned, base_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SealedIndex;
+    use super::*;
+
+    fn known() -> StoredRow {
+        StoredRow::Known(Box::new(Profile {
+            reference: "C-1".to_owned(),
+            display_name: "Amina Haddad".to_owned(),
+            language: "ar".to_owned(),
+            time_zone: "Asia/Amman".to_owned(),
+            contact_points: Vec::new(),
+            preferred_channel: None,
+            consent_to_contact: Some(true),
+            registered_at: Timestamp(0),
+            merged_into: None,
+            tokens: vec!["amina".to_owned()],
+            sealed: Some(SealedIndex::default()),
+        }))
+    }
+
+    #[test]
+    fn a_rows_first_bytes_say_what_the_full_decode_says() -> Result<(), ProjectionError> {
+        let forgotten = rows::encode(&StoredRow::Forgotten)?;
+        assert_eq!(forgotten, FORGOTTEN_ROW);
+        let known = rows::encode(&known())?;
+        assert!(known.starts_with(KNOWN_ROW_PREFIX));
+        assert!(row_is_forgotten(&forgotten)?);
+        assert!(!row_is_forgotten(&known)?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_row_that_starts_otherwise_is_decoded() {
+        assert!(row_is_forgotten(b"").is_err());
+        assert!(row_is_forgotten(b"\x81\xa5Knowx\xc0").is_err());
+        assert!(row_is_forgotten(b"\xa6Forgot").is_err());
+    }
 }
