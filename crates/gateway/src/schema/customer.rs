@@ -226,7 +226,9 @@ pub struct TimelineArgs {
 
 /// Reads one page of `customer`'s timeline from `tree`; `forgotten` is whether the
 /// customer's stream, as the caller just loaded it, says they were forgotten (`None`: not
-/// loaded, look it up).
+/// loaded, look it up). The page is as the projection knows it: its edges have no cursor
+/// and no workspace-local position yet, and its start and end cursors hold global
+/// positions; [`localise`] makes it what clients see.
 pub fn timeline_page(
     tree: &sled::Tree,
     shared: &Shared,
@@ -280,7 +282,8 @@ pub fn timeline_page(
             page.entries
                 .into_iter()
                 .map(|e| TimelineEdge {
-                    cursor: e.cursor.clone(),
+                    // Made with the entry's workspace-local position (see `localise`).
+                    cursor: String::new(),
                     node: TimelineEntryNode(reveal.entry(customer, e), None),
                 })
                 .collect(),
@@ -293,6 +296,48 @@ pub fn timeline_page(
         },
         total_count: total,
     })
+}
+
+/// Gives the edges of a page from [`timeline_page`] their workspace-local positions, and
+/// cursors made from them, and translates the page's start and end cursors (which hold
+/// global positions, and may name where a scan stopped rather than an entry): every
+/// position in one read of the index (see [`positions::locals`]).
+async fn localise(
+    shared: &Shared,
+    ws: d::WorkspaceId,
+    page: &mut TimelineConnection,
+) -> async_graphql::Result<()> {
+    let ends = [&page.page_info.start_cursor, &page.page_info.end_cursor]
+        .into_iter()
+        .flatten()
+        .map(|c| positions::split_cursor(c))
+        .collect::<async_graphql::Result<Vec<_>>>()?;
+    let globals: Vec<u64> = page
+        .edges
+        .0
+        .iter()
+        .map(|e| e.node.0.position)
+        .chain(ends.iter().map(|(_, global)| *global))
+        .collect();
+    let locals = positions::locals(shared, ws, &globals).await?;
+    let (edge_locals, end_locals) = locals.split_at(page.edges.0.len());
+    for (edge, &local) in page.edges.0.iter_mut().zip(edge_locals) {
+        edge.node.1 = Some(local);
+        edge.cursor = timeline::cursor_at(edge.node.0.at, local);
+    }
+    let mut end_locals = ends.iter().zip(end_locals);
+    for cursor in [
+        &mut page.page_info.start_cursor,
+        &mut page.page_info.end_cursor,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(((at, _), &local)) = end_locals.next() {
+            *cursor = positions::join_cursor(*at, local);
+        }
+    }
+    Ok(())
 }
 
 #[Object(name = "Customer")]
@@ -409,23 +454,7 @@ impl CustomerNode {
                 page
             }
         };
-        // Every position the page shows (an edge's cursor holds its entry's position),
-        // translated to workspace-local ones in one go.
-        let edges = page.edges.0.len();
-        let mut cursors: Vec<&mut String> =
-            page.edges.0.iter_mut().map(|e| &mut e.cursor).collect();
-        cursors.extend(
-            [
-                &mut page.page_info.start_cursor,
-                &mut page.page_info.end_cursor,
-            ]
-            .into_iter()
-            .flatten(),
-        );
-        let locals = positions::cursors_to_local(shared, ws, &mut cursors).await?;
-        for (edge, &local) in page.edges.0.iter_mut().zip(&locals[..edges]) {
-            edge.node.1 = Some(local);
-        }
+        localise(shared, ws, &mut page).await?;
         Ok(page)
     }
 }

@@ -206,7 +206,7 @@ pub async fn to_api(
 const TIMELINE_CURSOR_LEN: usize = 16;
 
 /// Splits a timeline cursor into its time bytes and position.
-fn split_cursor(text: &str) -> async_graphql::Result<([u8; 8], u64)> {
+pub fn split_cursor(text: &str) -> async_graphql::Result<([u8; 8], u64)> {
     let bytes = cursor::decode(text, TIMELINE_CURSOR_LEN).map_err(projection_error)?;
     let mut at = [0u8; 8];
     let mut position = [0u8; 8];
@@ -215,7 +215,8 @@ fn split_cursor(text: &str) -> async_graphql::Result<([u8; 8], u64)> {
     Ok((at, u64::from_be_bytes(position)))
 }
 
-fn join_cursor(at: [u8; 8], position: u64) -> String {
+/// A timeline cursor of time bytes `at` and `position` (see [`split_cursor`]).
+pub fn join_cursor(at: [u8; 8], position: u64) -> String {
     let mut bytes = at.to_vec();
     bytes.extend_from_slice(&position.to_be_bytes());
     cursor::encode(&bytes)
@@ -242,27 +243,6 @@ pub async fn locals(
         });
     }
     Ok(out)
-}
-
-/// Timeline cursors as clients see them (each entry's position local to `ws`) from the ones
-/// the timeline projection hands out (global positions), translated together (see
-/// [`locals`]): a cursor stays opaque, and decoding it reveals nothing about other
-/// workspaces. Returns the local position each cursor now holds.
-pub async fn cursors_to_local(
-    shared: &Shared,
-    ws: d::WorkspaceId,
-    cursors: &mut [&mut String],
-) -> async_graphql::Result<Vec<u64>> {
-    let split = cursors
-        .iter()
-        .map(|c| split_cursor(c))
-        .collect::<async_graphql::Result<Vec<_>>>()?;
-    let globals: Vec<u64> = split.iter().map(|(_, g)| *g).collect();
-    let locals = locals(shared, ws, &globals).await?;
-    for ((cursor, (at, _)), &local) in cursors.iter_mut().zip(split).zip(&locals) {
-        **cursor = join_cursor(at, local);
-    }
-    Ok(locals)
 }
 
 /// The timeline projection's cursor for a client's cursor; a position the workspace does

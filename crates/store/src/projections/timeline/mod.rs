@@ -38,7 +38,7 @@ use super::error::ProjectionError;
 use super::overlay::Overlay;
 use super::{EventMeta, Projection};
 
-pub use query::{count, page, survivor, TimelinePage, TimelineQuery};
+pub use query::{count, cursor_at, page, survivor, TimelinePage, TimelineQuery};
 
 /// Keyspace of entries.
 pub(crate) const ENTRY: u8 = b'E';
@@ -142,8 +142,13 @@ pub struct TimelineEntry {
     pub agent_id: Option<AgentId>,
     /// Set when the entry came from a customer merged into this one.
     pub origin_customer: Option<CustomerId>,
-    /// The paging cursor of this entry.
-    pub cursor: String,
+}
+
+impl TimelineEntry {
+    /// The paging cursor of this entry ([`query::cursor_at`] its time and position).
+    pub fn cursor(&self) -> String {
+        query::cursor_at(self.at, self.position)
+    }
 }
 
 /// The stored form of an entry (time and position are in the key, kind and channel in the

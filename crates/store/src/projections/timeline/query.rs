@@ -77,6 +77,17 @@ fn encode_cursor(prefix_len: usize, key: &[u8]) -> String {
     cursor::encode(key.get(prefix_len..).unwrap_or_default())
 }
 
+/// The paging cursor of an entry at `at` whose event is at log position `position`: the
+/// part of its key after the customer's prefix, as [`page`] hands out and takes back. A
+/// page's entries carry no cursor text; a reader that shows them makes it (the gateway
+/// makes each from the entry's workspace-local position, which it looks up anyway).
+pub fn cursor_at(at: Timestamp, position: u64) -> String {
+    let mut suffix = [0u8; CURSOR_LEN];
+    suffix[..8].copy_from_slice(&order_i64(at.millis()).to_be_bytes());
+    suffix[8..].copy_from_slice(&position.to_be_bytes());
+    cursor::encode(&suffix)
+}
+
 /// Decodes one entry from its key and value.
 fn entry(prefix_len: usize, key: &[u8], value: &[u8]) -> Result<TimelineEntry, ProjectionError> {
     let mut reader = Reader::new(key, "timeline key");
@@ -97,7 +108,6 @@ fn entry(prefix_len: usize, key: &[u8], value: &[u8]) -> Result<TimelineEntry, P
         follow_up_id: stored.follow_up_id,
         agent_id: stored.agent_id,
         origin_customer: stored.origin_customer,
-        cursor: encode_cursor(prefix_len, key),
     })
 }
 
@@ -208,9 +218,9 @@ pub fn page(
         out.has_previous = more;
         out.start_cursor = match &stopped_at {
             Some(key) => Some(encode_cursor(prefix_len, key)),
-            None => out.entries.first().map(|e| e.cursor.clone()),
+            None => out.entries.first().map(|e| e.cursor()),
         };
-        out.end_cursor = out.entries.last().map(|e| e.cursor.clone());
+        out.end_cursor = out.entries.last().map(|e| e.cursor());
         if let Some(before) = &before {
             let mut probe = base.clone();
             if ascending {
@@ -236,10 +246,10 @@ pub fn page(
         )?;
         out.entries = items.into_iter().map(|(_, e)| e).collect();
         out.has_next = more;
-        out.start_cursor = out.entries.first().map(|e| e.cursor.clone());
+        out.start_cursor = out.entries.first().map(|e| e.cursor());
         out.end_cursor = match &stopped_at {
             Some(key) => Some(encode_cursor(prefix_len, key)),
-            None => out.entries.last().map(|e| e.cursor.clone()),
+            None => out.entries.last().map(|e| e.cursor()),
         };
         if let Some(after) = &after {
             let mut probe = base.clone();
