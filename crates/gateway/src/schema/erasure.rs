@@ -261,7 +261,7 @@ impl<'a> Reveal<'a> {
             Some(field) => self.text(owner, field, &entry.summary[at..]),
             None => ERASED.to_owned(),
         };
-        let text = sijil_store::projections::text::short(&text, SUMMARY_TEXT_CHARS);
+        let text = sijil_store::projections::text::shorten(text, SUMMARY_TEXT_CHARS);
         entry.summary.truncate(at);
         entry.summary.push_str(&text);
         entry

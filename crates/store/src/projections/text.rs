@@ -79,15 +79,39 @@ pub fn tokens(text: &str) -> Vec<String> {
 
 /// `text` cut to at most `max_chars` characters, with `…` when cut.
 pub fn short(text: &str, max_chars: usize) -> String {
-    let mut chars = text.chars();
-    let head: String = chars.by_ref().take(max_chars).collect();
-    if chars.next().is_some() {
-        let mut head: String = head.chars().take(max_chars.saturating_sub(1)).collect();
-        head.push('…');
-        head
-    } else {
-        head
+    match cut_at(text, max_chars) {
+        None => text.to_owned(),
+        Some(at) => {
+            let mut head = String::with_capacity(at + '…'.len_utf8());
+            head.push_str(&text[..at]);
+            head.push('…');
+            head
+        }
     }
+}
+
+/// [`short`], reusing `text`'s buffer (every timeline entry's opened text is shortened).
+pub fn shorten(mut text: String, max_chars: usize) -> String {
+    if let Some(at) = cut_at(&text, max_chars) {
+        text.truncate(at);
+        text.push('…');
+    }
+    text
+}
+
+/// Where `text` is cut to make room for `…` (the byte length of its first `max_chars - 1`
+/// characters) when it has more than `max_chars` characters; `None` when it fits. A text of
+/// at most `max_chars` bytes fits without counting.
+fn cut_at(text: &str, max_chars: usize) -> Option<usize> {
+    if text.len() <= max_chars {
+        return None;
+    }
+    let Some(last_kept) = max_chars.checked_sub(1) else {
+        return Some(0);
+    };
+    let mut starts = text.char_indices().map(|(at, _)| at);
+    let cut = starts.nth(last_kept)?;
+    starts.next().map(|_| cut)
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for a Unix time in milliseconds.
@@ -137,8 +161,37 @@ mod tests {
         assert_eq!(tokens(&long)[0].len(), MAX_TOKEN_BYTES);
     }
 
+    /// What [`short`] did before it skipped counting: collect characters one by one.
+    fn short_by_chars(text: &str, max_chars: usize) -> String {
+        let mut chars = text.chars();
+        let head: String = chars.by_ref().take(max_chars).collect();
+        if chars.next().is_some() {
+            let mut head: String = head.chars().take(max_chars.saturating_sub(1)).collect();
+            head.push('…');
+            head
+        } else {
+            head
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_cuts_as_counting_characters_does(
+            text in "[a-zé…مُ山😀 ]{0,40}",
+            max_chars in 0usize..45,
+        ) {
+            let expected = short_by_chars(&text, max_chars);
+            proptest::prop_assert_eq!(short(&text, max_chars), expected.clone());
+            proptest::prop_assert_eq!(shorten(text, max_chars), expected);
+        }
+    }
+
     #[test]
     fn short_and_time() {
+        assert_eq!(short("", 0), "");
+        assert_eq!(short("a", 0), "…");
+        assert_eq!(short("héllo", 5), "héllo");
+        assert_eq!(short("héllo!", 5), "héll…");
         assert_eq!(short("hello", 10), "hello");
         assert_eq!(short("hello world", 5), "hell…");
         assert_eq!(utc_minute(0), "1970-01-01 00:00 UTC");

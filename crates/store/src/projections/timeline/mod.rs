@@ -169,12 +169,16 @@ pub(crate) struct StoredEntry {
 }
 
 impl StoredEntry {
-    /// The summary shown to readers.
-    pub fn summary(&self) -> String {
-        match &self.text {
-            Some(text) if !text.is_empty() => format!("{}: {text}", self.fixed),
-            _ => self.fixed.clone(),
+    /// The summary shown to readers, made in `fixed`'s buffer (every entry of every page
+    /// makes one).
+    pub fn take_summary(&mut self) -> String {
+        let mut summary = std::mem::take(&mut self.fixed);
+        if let Some(text) = self.text.take().filter(|t| !t.is_empty()) {
+            summary.reserve(2 + text.len());
+            summary.push_str(": ");
+            summary.push_str(&text);
         }
+        summary
     }
 }
 

@@ -94,14 +94,15 @@ fn entry(prefix_len: usize, key: &[u8], value: &[u8]) -> Result<TimelineEntry, P
     reader.skip(prefix_len)?;
     let at = reader.i64()?;
     let position = reader.u64()?;
-    let (kind, channel, stored) = decode_entry(value)?;
+    let (kind, channel, mut stored) = decode_entry(value)?;
+    let summary = stored.take_summary();
     Ok(TimelineEntry {
         position,
         at: Timestamp(at),
         kind,
         channel,
-        actor: stored.actor.clone(),
-        summary: stored.summary(),
+        actor: stored.actor,
+        summary,
         case_id: stored.case_id,
         interaction_id: stored.interaction_id,
         survey_id: stored.survey_id,
