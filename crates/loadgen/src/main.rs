@@ -114,14 +114,35 @@ struct Args {
     /// Seed of the clients' random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Threads the load tool runs its clients on (default: one per core). On a machine it
+    /// shares with the server, fewer threads take less of the server's CPU time from it.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.clients == 0 {
         bail!("--clients must be at least 1");
     }
+    let mut runtime = match args.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::new(&args.url, &args.token)?;
     let needs_customers = !matches!(args.scenario, Scenario::Audit);
     let customers = if needs_customers {

@@ -143,6 +143,10 @@ fn every_scenario_runs_against_a_real_server() {
     assert!(count(&timeline, "timeline page") > 0, "{timeline}");
     assert_eq!(unexpected_errors(&timeline), Vec::<String>::new());
     assert!(timeline["server_rss_kib"].as_u64().unwrap_or(0) > 0);
+    // The clients on one thread (the runtime is then a current-thread one).
+    let one_thread = load(&server, "timeline", &out, &["--threads", "1"]);
+    assert!(count(&one_thread, "timeline page") > 0, "{one_thread}");
+    assert_eq!(unexpected_errors(&one_thread), Vec::<String>::new());
 
     let write = load(&server, "write", &out, &[]);
     assert!(count(&write, "record interaction") > 0, "{write}");
