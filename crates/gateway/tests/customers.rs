@@ -293,6 +293,29 @@ async fn timeline_pages_both_ways_and_filters() {
     assert_eq!(t["totalCount"], 4);
     assert_eq!(t["edges"][0]["node"]["kind"], "REGISTERED");
     assert_eq!(t["pageInfo"]["hasNextPage"], true);
+    // The count is read only when `totalCount` is selected; it is found under an alias, an
+    // inline fragment and a named fragment, and beside a selection without it.
+    let counted = server
+        .ok(
+            &agent,
+            "query($id: ID!) { customer(id: $id) {
+                a: timeline(first: 1) { n: totalCount }
+                b: timeline(first: 1) { ... on TimelineConnection { totalCount } }
+                c: timeline(first: 1) { ...Count }
+                d: timeline(first: 1) { edges { cursor } } } }
+             fragment Count on TimelineConnection { totalCount }",
+            json!({ "id": id }),
+        )
+        .await;
+    let c = &counted["customer"];
+    assert_eq!(c["a"]["n"], 4, "{counted}");
+    assert_eq!(c["b"]["totalCount"], 4, "{counted}");
+    assert_eq!(c["c"]["totalCount"], 4, "{counted}");
+    assert_eq!(
+        c["d"]["edges"].as_array().map(Vec::len),
+        Some(1),
+        "{counted}"
+    );
     let after = t["pageInfo"]["endCursor"].clone();
     let page = server
         .ok(&agent, q, json!({ "id": id, "first": 2, "after": after }))
