@@ -14,7 +14,7 @@ use sijil_domain::{
 use uuid::Uuid;
 
 use super::super::error::ProjectionError;
-use super::super::keys::{order_i64, typed, Key, Reader};
+use super::super::keys::{typed, Key, Reader};
 use super::super::overlay::{Deferred, Overlay};
 use super::super::text::{short, utc_minute};
 use super::super::EventMeta;
@@ -267,9 +267,7 @@ fn place(
         entry.origin_customer = Some(typed(origin, "customer id")?);
     }
     let prefix = Key::new(ENTRY).uuid(ctx.ws).uuid(target).build();
-    let mut order = [0; block::ORDER_LEN];
-    order[..8].copy_from_slice(&order_i64(ctx.meta.occurred_at.millis()).to_be_bytes());
-    order[8..].copy_from_slice(&ctx.meta.position.to_be_bytes());
+    let order = block::order_of(ctx.meta.occurred_at, ctx.meta.position);
     let value = encode_entry(kind, channel, &entry)?;
     let mut held = ctx.held.borrow_mut();
     held.tails.put(ov, &prefix, order, &value)?;

@@ -18,9 +18,10 @@
 //! a rebuild gives exactly the rows an incremental build gives.
 
 use rustc_hash::FxHashMap;
+use sijil_domain::Timestamp;
 
 use super::super::error::ProjectionError;
-use super::super::keys::{prefix_end, Reader};
+use super::super::keys::{order_i64, prefix_end, Reader};
 use super::super::overlay::Overlay;
 use super::super::paging::Window;
 
@@ -35,6 +36,14 @@ const RECORD_OVERHEAD: usize = ORDER_LEN + 4;
 
 /// An entry's place in the timeline: `at` (order-preserving) ‖ position, big-endian.
 pub(crate) type Order = [u8; ORDER_LEN];
+
+/// The [`Order`] of the entry of the event at log position `position` that happened at `at`.
+pub(crate) fn order_of(at: Timestamp, position: u64) -> Order {
+    let mut order = [0; ORDER_LEN];
+    order[..8].copy_from_slice(&order_i64(at.millis()).to_be_bytes());
+    order[8..].copy_from_slice(&position.to_be_bytes());
+    order
+}
 
 /// One entry of a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -82,10 +82,7 @@ fn encode_cursor(prefix_len: usize, key: &[u8]) -> String {
 /// page's entries carry no cursor text; a reader that shows them makes it (the gateway
 /// makes each from the entry's workspace-local position, which it looks up anyway).
 pub fn cursor_at(at: Timestamp, position: u64) -> String {
-    let mut suffix = [0u8; CURSOR_LEN];
-    suffix[..8].copy_from_slice(&order_i64(at.millis()).to_be_bytes());
-    suffix[8..].copy_from_slice(&position.to_be_bytes());
-    cursor::encode(&suffix)
+    cursor::encode(&block::order_of(at, position))
 }
 
 /// Decodes one entry from its key and value.
