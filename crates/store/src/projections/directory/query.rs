@@ -126,10 +126,19 @@ pub(super) fn read_row<T: serde::de::DeserializeOwned>(
     ws: Uuid,
     customer: Uuid,
 ) -> Result<Option<T>, ProjectionError> {
-    tree.get(row_key(ws, customer))
-        .map_err(|e| ProjectionError::sled("read directory row", e))?
+    row_bytes(tree, ws, customer)?
         .map(|bytes| rows::decode(&bytes, "directory row"))
         .transpose()
+}
+
+/// The stored bytes of `customer`'s row, undecoded.
+fn row_bytes(
+    tree: &sled::Tree,
+    ws: Uuid,
+    customer: Uuid,
+) -> Result<Option<sled::IVec>, ProjectionError> {
+    tree.get(row_key(ws, customer))
+        .map_err(|e| ProjectionError::sled("read directory row", e))
 }
 
 /// The customer `customer` in workspace `ws`, whatever their state.
@@ -158,13 +167,9 @@ pub fn is_forgotten(
     ws: WorkspaceId,
     customer: CustomerId,
 ) -> Result<Option<bool>, ProjectionError> {
-    let Some(bytes) = tree
-        .get(row_key(ws.as_uuid(), customer.as_uuid()))
-        .map_err(|e| ProjectionError::sled("read directory row", e))?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(row_is_forgotten(&bytes)?))
+    row_bytes(tree, ws.as_uuid(), customer.as_uuid())?
+        .map(|bytes| row_is_forgotten(&bytes))
+        .transpose()
 }
 
 /// Whether the stored row `bytes` is [`StoredRow::Forgotten`] (see [`is_forgotten`]).
